@@ -1,0 +1,1 @@
+"""keelwatch: observability and drift monitoring for ML and LLM models in production."""
