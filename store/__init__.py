@@ -1,1 +1,50 @@
-"""keelwatch."""
+"""Where keelwatch keeps its data: ClickHouse, embedded (chDB) by default or a server at scale."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from keelwatch.environ import KEELWATCH_CLICKHOUSE_URL, KEELWATCH_DATA, env_str
+
+from ._base import Store, StoreError, StoreUnavailable, check_identifier, check_token
+from ._embedded import EmbeddedStore
+from ._remote import ClickHouseStore
+from ._schema import MIGRATIONS, Migration, migrate
+
+__all__ = [
+    "MIGRATIONS",
+    "ClickHouseStore",
+    "EmbeddedStore",
+    "Migration",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "check_identifier",
+    "check_token",
+    "migrate",
+    "open_store",
+]
+
+DEFAULT_DATA_DIR = "./keelwatch-data"
+
+
+def open_store(data: str | Path | None = None, clickhouse_url: str | None = None) -> Store:
+    """Open the configured store and bring its schema up to date.
+
+    A ClickHouse URL (argument, then ``KEELWATCH_CLICKHOUSE_URL``) selects a server; otherwise
+    the embedded engine opens ``data`` (argument, then ``KEELWATCH_DATA``, then
+    ``./keelwatch-data``).
+    """
+    url = clickhouse_url or os.environ.get(KEELWATCH_CLICKHOUSE_URL, "").strip()
+    store: Store
+    if url:
+        store = ClickHouseStore(url)
+    else:
+        store = EmbeddedStore(data or env_str(KEELWATCH_DATA, DEFAULT_DATA_DIR))
+    try:
+        migrate(store)
+    except Exception:
+        store.close()
+        raise
+    return store

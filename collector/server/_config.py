@@ -1,0 +1,64 @@
+"""Configuration of ``keelwatch serve``: arguments, then environment variables, then defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keelwatch.alerts import Rule
+from keelwatch.environ import (
+    KEELWATCH_API_KEY,
+    KEELWATCH_CLICKHOUSE_URL,
+    KEELWATCH_DATA,
+    KEELWATCH_DETECT_INTERVAL,
+    KEELWATCH_HOST,
+    KEELWATCH_PORT,
+    KEELWATCH_WEBHOOK_SECRET,
+    env_float,
+    env_int,
+    env_str,
+)
+
+__all__ = ["ServerConfig"]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server needs to run."""
+
+    data_dir: str = "./keelwatch-data"
+    clickhouse_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8787
+    #: When set, every request must carry it (``Authorization: Bearer`` or ClickHouse basic auth);
+    #: when empty, only loopback clients are served.
+    api_key: str = ""
+    detect_interval_s: float = 300.0
+    detect_window_s: float = 3600.0
+    rules: tuple[Rule, ...] = ()
+    webhook_secret: str = "keelwatch-dev-secret"
+    project: str = "default"
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_decompressed_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536 and self.port != 0:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        if self.detect_interval_s < 0:
+            raise ValueError(f"detect_interval_s must be >= 0, got {self.detect_interval_s}")
+        if self.detect_window_s <= 0:
+            raise ValueError(f"detect_window_s must be > 0, got {self.detect_window_s}")
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> ServerConfig:
+        """Defaults overridden by environment variables, then by non-``None`` ``overrides``."""
+        values: dict[str, object] = {
+            "data_dir": env_str(KEELWATCH_DATA, cls.data_dir),
+            "clickhouse_url": env_str(KEELWATCH_CLICKHOUSE_URL, ""),
+            "host": env_str(KEELWATCH_HOST, cls.host),
+            "port": env_int(KEELWATCH_PORT, cls.port, minimum=0),
+            "api_key": env_str(KEELWATCH_API_KEY, ""),
+            "detect_interval_s": env_float(KEELWATCH_DETECT_INTERVAL, cls.detect_interval_s, minimum=0),
+            "webhook_secret": env_str(KEELWATCH_WEBHOOK_SECRET, cls.webhook_secret),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,87 @@
+"""The embedded store: the ClickHouse engine in this process (chDB).
+
+A chDB data directory has exactly one owner process and one engine per process, so the server
+owns it and other processes read it through the server's ClickHouse HTTP endpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from ._base import StoreError, StoreUnavailable, check_identifier, check_token
+
+__all__ = ["EmbeddedStore"]
+
+
+def _param(value: Any) -> Any:
+    # chDB binds lists and scalars itself; tuples are passed as lists.
+    return list(value) if isinstance(value, tuple) else value
+
+
+class EmbeddedStore:
+    """A chDB session over ``path``, serialised by a lock (the engine is shared by all threads)."""
+
+    kind = "embedded"
+
+    def __init__(self, path: str | Path) -> None:
+        from chdb import session as chdb_session
+
+        self.path = Path(path).resolve()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._session = chdb_session.Session(str(self.path))
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot open embedded store at {self.path}: {exc}") from exc
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def raw(
+        self, sql: str, fmt: str = "TabSeparated", params: Mapping[str, Any] | None = None
+    ) -> bytes:
+        """Run ``sql`` and return the engine's output bytes in ``fmt`` (used by the HTTP bridge)."""
+        bound = {k: _param(v) for k, v in (params or {}).items()}
+        with self._lock:
+            if self._closed:
+                raise StoreUnavailable("embedded store is closed", sql)
+            try:
+                result = self._session.query(sql, fmt, params=bound or None)
+            except Exception as exc:
+                raise StoreError(str(exc), sql) from exc
+        return bytes(result.bytes()) if result is not None else b""
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run a statement that returns nothing."""
+        self.raw(sql, "TabSeparated", params)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Run a ``SELECT`` and return an Arrow table."""
+        data = self.raw(sql, "ArrowStream", params)
+        if not data:
+            return pa.table({})
+        return ipc.open_stream(pa.py_buffer(data)).read_all()
+
+    def insert(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
+        """Insert an Arrow table through chDB's ``Python()`` table function."""
+        check_identifier(table)
+        columns = ", ".join(check_identifier(name) for name in data.column_names)
+        settings = ""
+        if dedup_token is not None:
+            settings = f" SETTINGS insert_deduplication_token='{check_token(dedup_token)}'"
+        # chDB resolves the name inside Python(...) from this frame's locals.
+        arrow_data = data  # noqa: F841
+        self.command(
+            f"INSERT INTO {table} ({columns}){settings} SELECT {columns} FROM Python(arrow_data)"
+        )
+
+    def close(self) -> None:
+        """Close the engine; the data directory can then be opened again."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._session.close()

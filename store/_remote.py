@@ -1,0 +1,67 @@
+"""A ClickHouse server (or ``keelwatch serve``'s ClickHouse endpoint) through clickhouse-connect."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pyarrow as pa
+
+from ._base import StoreError, StoreUnavailable, check_identifier, check_token
+
+__all__ = ["ClickHouseStore"]
+
+
+class ClickHouseStore:
+    """The same DDL and queries as the embedded store, sent to a ClickHouse server over HTTP."""
+
+    kind = "clickhouse"
+
+    def __init__(self, url: str, **client_options: Any) -> None:
+        import clickhouse_connect
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"KEELWATCH_CLICKHOUSE_URL must be http(s)://[user:pw@]host:port: {url!r}")
+        database = parts.path.strip("/") or "default"
+        try:
+            self._client = clickhouse_connect.get_client(
+                host=parts.hostname,
+                port=parts.port or (8443 if parts.scheme == "https" else 8123),
+                username=unquote(parts.username or "default"),
+                password=unquote(parts.password or ""),
+                database=database,
+                secure=parts.scheme == "https",
+                **client_options,
+            )
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot reach ClickHouse at {parts.hostname}: {exc}") from exc
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run a statement that returns nothing."""
+        try:
+            self._client.command(sql, parameters=dict(params or {}))
+        except Exception as exc:
+            raise StoreError(str(exc), sql) from exc
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Run a ``SELECT`` and return an Arrow table."""
+        try:
+            return self._client.query_arrow(sql, parameters=dict(params or {}))
+        except Exception as exc:
+            raise StoreError(str(exc), sql) from exc
+
+    def insert(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
+        """Insert an Arrow table; ``dedup_token`` becomes ``insert_deduplication_token``."""
+        settings = {}
+        if dedup_token is not None:
+            settings["insert_deduplication_token"] = check_token(dedup_token)
+        try:
+            self._client.insert_arrow(check_identifier(table), data, settings=settings)
+        except Exception as exc:
+            raise StoreError(str(exc), f"INSERT INTO {table}") from exc
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()

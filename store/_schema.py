@@ -1,0 +1,180 @@
+"""The store's schema as numbered migrations, applied idempotently at start-up.
+
+Features are stored in two maps per prediction, ``num`` (numeric) and ``cat`` (categorical), so
+one table serves every model whatever its features. Tables are partitioned by day and ordered for
+per-model time-range scans; ``ReplacingMergeTree`` on the record id plus insert deduplication
+tokens make retried inserts leave one copy.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ._base import Store
+
+__all__ = ["MIGRATIONS", "Migration", "migrate"]
+
+
+class Migration(NamedTuple):
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+_PREDICTIONS = """
+CREATE TABLE IF NOT EXISTS predictions (
+    project LowCardinality(String),
+    model LowCardinality(String),
+    version LowCardinality(String),
+    slot LowCardinality(String),
+    prediction_id String,
+    ts DateTime64(6, 'UTC'),
+    latency_ms Float64,
+    error String,
+    num Map(LowCardinality(String), Float64),
+    cat Map(LowCardinality(String), String),
+    out_label String,
+    out_value Nullable(Float64),
+    out_proba Array(Float64),
+    out_text String,
+    prompt_tokens UInt32,
+    completion_tokens UInt32,
+    tags Map(LowCardinality(String), String),
+    trace_id String,
+    span_id String,
+    received_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree(received_at)
+PARTITION BY toDate(ts)
+ORDER BY (project, model, ts, prediction_id)
+SETTINGS non_replicated_deduplication_window = 10000
+"""
+
+_OUTCOMES = """
+CREATE TABLE IF NOT EXISTS outcomes (
+    project LowCardinality(String),
+    model LowCardinality(String),
+    prediction_id String,
+    ts DateTime64(6, 'UTC'),
+    label String,
+    value Nullable(Float64),
+    received_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree(received_at)
+PARTITION BY toYYYYMM(ts)
+ORDER BY (project, model, prediction_id)
+SETTINGS non_replicated_deduplication_window = 10000
+"""
+
+_BASELINES = """
+CREATE TABLE IF NOT EXISTS baselines (
+    project LowCardinality(String),
+    model LowCardinality(String),
+    baseline_id String,
+    version UInt32,
+    source String,
+    content_hash String,
+    feature_schema String,
+    profile String,
+    row_count UInt64,
+    created_by String,
+    created_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+ORDER BY (project, model, version)
+"""
+
+_BASELINE_ROWS = """
+CREATE TABLE IF NOT EXISTS baseline_rows (
+    baseline_id String,
+    row UInt64,
+    num Map(LowCardinality(String), Float64),
+    cat Map(LowCardinality(String), String)
+) ENGINE = ReplacingMergeTree
+ORDER BY (baseline_id, row)
+"""
+
+_DRIFT = """
+CREATE TABLE IF NOT EXISTS drift_results (
+    project LowCardinality(String),
+    model LowCardinality(String),
+    run_id String,
+    window_start DateTime64(6, 'UTC'),
+    window_end DateTime64(6, 'UTC'),
+    baseline_id String,
+    feature LowCardinality(String),
+    kind LowCardinality(String),
+    method LowCardinality(String),
+    score Float64,
+    p_value Nullable(Float64),
+    threshold Float64,
+    drifted UInt8,
+    n_reference UInt64,
+    n_current UInt64,
+    computed_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(window_end)
+ORDER BY (project, model, window_end, feature, method)
+"""
+
+_ALERTS = """
+CREATE TABLE IF NOT EXISTS alerts (
+    project LowCardinality(String),
+    model LowCardinality(String),
+    alert_id String,
+    rule String,
+    action LowCardinality(String),
+    summary String,
+    payload String,
+    target String,
+    response_status Int32,
+    delivered UInt8,
+    created_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(created_at)
+ORDER BY (project, model, created_at)
+"""
+
+_AUDIT = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    ts DateTime64(3, 'UTC') DEFAULT now64(3),
+    actor String,
+    action LowCardinality(String),
+    target String,
+    detail String
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY ts
+"""
+
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version UInt32,
+    name String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree
+ORDER BY version
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial tables",
+        (_PREDICTIONS, _OUTCOMES, _BASELINES, _BASELINE_ROWS, _DRIFT, _ALERTS, _AUDIT),
+    ),
+)
+
+
+def migrate(store: Store) -> list[int]:
+    """Apply the migrations ``store`` lacks, in order; returns the versions applied."""
+    store.command(_MIGRATIONS_TABLE)
+    done = set(store.query("SELECT version FROM schema_migrations").column("version").to_pylist())
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            store.command(statement)
+        store.command(
+            "INSERT INTO schema_migrations (version, name) VALUES ({v:UInt32}, {n:String})",
+            {"v": migration.version, "n": migration.name},
+        )
+        applied.append(migration.version)
+    return applied
