@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pyarrow as pa
-
 from keelwatch.detectors import DriftRun
 from keelwatch.store import Store
 
@@ -61,9 +60,14 @@ def _record(store: Store, project: str, alert: Alert, payload: dict[str, object]
         "alerts",
         pa.table(
             {
-                "project": [project], "model": [alert.model], "alert_id": [alert.alert_id],
-                "rule": [alert.rule], "action": [alert.action], "summary": [alert.summary],
-                "payload": [json.dumps(payload, default=str)], "target": [alert.delivery.url],
+                "project": [project],
+                "model": [alert.model],
+                "alert_id": [alert.alert_id],
+                "rule": [alert.rule],
+                "action": [alert.action],
+                "summary": [alert.summary],
+                "payload": [json.dumps(payload, default=str)],
+                "target": [alert.delivery.url],
                 "response_status": pa.array([alert.delivery.status], pa.int32()),
                 "delivered": pa.array([int(alert.delivery.delivered)], pa.uint8()),
                 "created_at": pa.array([now], pa.timestamp("ms", tz="UTC")),
@@ -74,17 +78,30 @@ def _record(store: Store, project: str, alert: Alert, payload: dict[str, object]
         "audit_log",
         pa.table(
             {
-                "actor": ["keelwatch"], "action": [f"alert.{alert.action}"],
+                "actor": ["keelwatch"],
+                "action": [f"alert.{alert.action}"],
                 "target": [f"{alert.model}/{alert.rule}"],
-                "detail": [json.dumps({"alert_id": alert.alert_id, "msg_id": alert.delivery.msg_id,
-                                       "status": alert.delivery.status})],
+                "detail": [
+                    json.dumps(
+                        {
+                            "alert_id": alert.alert_id,
+                            "msg_id": alert.delivery.msg_id,
+                            "status": alert.delivery.status,
+                        }
+                    )
+                ],
             }
         ),
     )
 
 
-def evaluate_rules(store: Store, run: DriftRun, rules: Sequence[Rule], sender: WebhookSender,
-                   now: Callable[[], float] = time.time) -> list[Alert]:
+def evaluate_rules(
+    store: Store,
+    run: DriftRun,
+    rules: Sequence[Rule],
+    sender: WebhookSender,
+    now: Callable[[], float] = time.time,
+) -> list[Alert]:
     """Fire every rule that matches ``run`` and is outside its cooldown."""
     alerts = []
     project = run.window.project
@@ -101,18 +118,37 @@ def evaluate_rules(store: Store, run: DriftRun, rules: Sequence[Rule], sender: W
             {"feature": r.feature, "method": r.method, "score": r.score, "threshold": r.threshold}
             for r in run.drifted_features
         ]
-        summary = (f"{run.model}: {rule.metric} = {value:.3g} {rule.op} {rule.threshold:g} "
-                   f"({len(drifted)} of {len(run.deciding)} features drifted)")
+        summary = (
+            f"{run.model}: {rule.metric} = {value:.3g} {rule.op} {rule.threshold:g} "
+            f"({len(drifted)} of {len(run.deciding)} features drifted)"
+        )
         payload: dict[str, object] = {
-            "model": run.model, "rule": rule.name, "action": rule.action, "summary": summary,
-            "metric": rule.metric, "value": value, "threshold": rule.threshold,
+            "model": run.model,
+            "rule": rule.name,
+            "action": rule.action,
+            "summary": summary,
+            "metric": rule.metric,
+            "value": value,
+            "threshold": rule.threshold,
             "window": {"start": run.window.start.isoformat(), "end": run.window.end.isoformat()},
-            "version": run.window.version, "slot": run.window.slot,
-            "baseline_id": run.baseline_id, "run_id": run.run_id, "drifted_features": drifted,
+            "version": run.window.version,
+            "slot": run.window.slot,
+            "baseline_id": run.baseline_id,
+            "run_id": run.run_id,
+            "drifted_features": drifted,
         }
         delivery = sender.send(rule.webhook, f"model.{rule.action}", payload)
-        alert = Alert(uuid.uuid4().hex, rule.name, run.model, rule.action, rule.metric, value,
-                      rule.threshold, summary, delivery)
+        alert = Alert(
+            uuid.uuid4().hex,
+            rule.name,
+            run.model,
+            rule.action,
+            rule.metric,
+            value,
+            rule.threshold,
+            summary,
+            delivery,
+        )
         _record(store, project, alert, payload)
         alerts.append(alert)
     return alerts

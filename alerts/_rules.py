@@ -8,7 +8,7 @@ A rules file is YAML::
         metric: drift_share        # drift_share | drifted_features | max_score
         op: ">="                   # >= > <= <
         threshold: 0.2
-        action: retrain            # the webhook event is model.<action>: retrain | rollback | notify
+        action: retrain            # webhook event model.<action>: retrain, rollback, notify
         webhook: http://127.0.0.1:9000/hooks/retrain
         cooldown_s: 3600           # do not fire again for the same model within this time
 """
@@ -28,7 +28,10 @@ import yaml
 __all__ = ["METRICS", "Rule", "RuleError", "load_rules", "parse_rules"]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
 }
 METRICS = ("drift_share", "drifted_features", "max_score")
 ACTIONS = ("retrain", "rollback", "notify")
@@ -74,7 +77,9 @@ def _rule(index: int, item: Any) -> Rule:
         raise RuleError(f"{where}.name: must be a non-empty string")
     where = f"rule {name!r}"
     if item["metric"] not in METRICS:
-        raise RuleError(f"{where}.metric: must be one of {', '.join(METRICS)}, got {item['metric']!r}")
+        raise RuleError(
+            f"{where}.metric: must be one of {', '.join(METRICS)}, got {item['metric']!r}"
+        )
     op = item.get("op", ">=")
     if op not in _OPS:
         raise RuleError(f"{where}.op: must be one of {', '.join(_OPS)}, got {op!r}")
@@ -88,13 +93,25 @@ def _rule(index: int, item: Any) -> Rule:
     if item.get("cooldown_s", 0) < 0:
         raise RuleError(f"{where}.cooldown_s: must be >= 0")
     url = item["webhook"]
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+    if (
+        not isinstance(url, str)
+        or urlsplit(url).scheme not in ("http", "https")
+        or not urlsplit(url).netloc
+    ):
         raise RuleError(f"{where}.webhook: must be an http(s) URL, got {url!r}")
     model = item.get("model", "*")
     if not isinstance(model, str) or not model:
         raise RuleError(f"{where}.model: must be a non-empty string pattern")
-    return Rule(name, item["metric"], float(item["threshold"]), url, model, op, action,
-                float(item.get("cooldown_s", 3600.0)))
+    return Rule(
+        name,
+        item["metric"],
+        float(item["threshold"]),
+        url,
+        model,
+        op,
+        action,
+        float(item.get("cooldown_s", 3600.0)),
+    )
 
 
 def parse_rules(document: Mapping[str, Any] | None) -> tuple[Rule, ...]:

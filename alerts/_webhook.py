@@ -27,13 +27,15 @@ TOLERANCE_S = 300
 
 def _key(secret: str) -> bytes:
     if secret.startswith("whsec_"):
-        return base64.b64decode(secret[len("whsec_"):])
+        return base64.b64decode(secret[len("whsec_") :])
     return secret.encode()
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` header value for a message."""
-    digest = hmac.new(_key(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    digest = hmac.new(
+        _key(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256
+    ).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 
@@ -66,9 +68,16 @@ class Delivery:
 class WebhookSender:
     """Posts signed JSON events; ``sleep`` and ``now`` are injectable for tests."""
 
-    def __init__(self, secret: str, *, attempts: int = 4, backoff_s: float = 0.5,
-                 timeout_s: float = 5.0, sleep: Callable[[float], None] = time.sleep,
-                 now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        attempts: int = 4,
+        backoff_s: float = 0.5,
+        timeout_s: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be >= 1")
         self._secret = secret

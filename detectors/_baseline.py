@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
 from keelwatch.store import Store
 
 __all__ = [
@@ -127,7 +126,9 @@ def _split(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
-def _map_column(names: list[str], values: np.ndarray, valid: np.ndarray, item_type: pa.DataType) -> pa.Array:
+def _map_column(
+    names: list[str], values: np.ndarray, valid: np.ndarray, item_type: pa.DataType
+) -> pa.Array:
     """A ``Map`` column from an ``n x k`` matrix, keeping the entries where ``valid``."""
     n = values.shape[0]
     if not names:
@@ -190,8 +191,16 @@ def _numeric_profile(store: Store, baseline_id: str, name: str, total: int) -> F
     for row in counts:
         hist[int(row["bin"])] = int(row["c"])
     return FeatureProfile(
-        name, "numeric", n, total - n, float(stats["lo"]), float(stats["hi"]), float(stats["mean"]),
-        float(stats["std"]), tuple(float(q) for q in stats["q"]), tuple(float(e) for e in edges),
+        name,
+        "numeric",
+        n,
+        total - n,
+        float(stats["lo"]),
+        float(stats["hi"]),
+        float(stats["mean"]),
+        float(stats["std"]),
+        tuple(float(q) for q in stats["q"]),
+        tuple(float(e) for e in edges),
         tuple(hist),
     )
 
@@ -207,7 +216,9 @@ def _categorical_profile(store: Store, baseline_id: str, name: str, total: int) 
     return FeatureProfile(name, "categorical", n, total - n, categories=categories)
 
 
-def register_baseline(store: Store, model: str, source: Any, *, created_by: str = "", project: str = "default") -> Baseline:
+def register_baseline(
+    store: Store, model: str, source: Any, *, created_by: str = "", project: str = "default"
+) -> Baseline:
     """Copy ``source`` (CSV/parquet path or data frame) into the store and profile it there."""
     if not model:
         raise BaselineError("model must not be empty")
@@ -215,7 +226,9 @@ def register_baseline(store: Store, model: str, source: Any, *, created_by: str 
     if frame.empty:
         raise BaselineError(f"baseline {where} has no rows")
     numeric, categorical = _split(frame)
-    content_hash = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+    content_hash = hashlib.sha256(
+        pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+    ).hexdigest()
     baseline_id = uuid.uuid4().hex
     store.insert("baseline_rows", _rows_table(baseline_id, frame, numeric, categorical))
     total = len(frame)
@@ -229,17 +242,24 @@ def register_baseline(store: Store, model: str, source: Any, *, created_by: str 
     ).to_pylist()
     version = int(previous[0]["v"] or 0) + 1 if previous else 1
     created_at = datetime.now(timezone.utc)
-    baseline = Baseline(baseline_id, model, version, where, content_hash, total, created_by, created_at, features)
+    baseline = Baseline(
+        baseline_id, model, version, where, content_hash, total, created_by, created_at, features
+    )
     schema = {name: "numeric" for name in numeric} | {name: "categorical" for name in categorical}
     store.insert(
         "baselines",
         pa.table(
             {
-                "project": [project], "model": [model], "baseline_id": [baseline_id],
-                "version": pa.array([version], pa.uint32()), "source": [where],
-                "content_hash": [content_hash], "feature_schema": [json.dumps(schema)],
+                "project": [project],
+                "model": [model],
+                "baseline_id": [baseline_id],
+                "version": pa.array([version], pa.uint32()),
+                "source": [where],
+                "content_hash": [content_hash],
+                "feature_schema": [json.dumps(schema)],
                 "profile": [json.dumps([asdict(f) for f in features])],
-                "row_count": pa.array([total], pa.uint64()), "created_by": [created_by],
+                "row_count": pa.array([total], pa.uint64()),
+                "created_by": [created_by],
                 "created_at": pa.array([created_at], pa.timestamp("ms", tz="UTC")),
             }
         ),
@@ -255,12 +275,21 @@ def _from_row(row: dict[str, Any]) -> Baseline:
         item["counts"] = tuple(item["counts"])
         features.append(FeatureProfile(**item))
     return Baseline(
-        row["baseline_id"], row["model"], int(row["version"]), row["source"], row["content_hash"],
-        int(row["row_count"]), row["created_by"], row["created_at"], tuple(features),
+        row["baseline_id"],
+        row["model"],
+        int(row["version"]),
+        row["source"],
+        row["content_hash"],
+        int(row["row_count"]),
+        row["created_by"],
+        row["created_at"],
+        tuple(features),
     )
 
 
-def get_baseline(store: Store, model: str, version: int | None = None, project: str = "default") -> Baseline | None:
+def get_baseline(
+    store: Store, model: str, version: int | None = None, project: str = "default"
+) -> Baseline | None:
     """The model's baseline of ``version`` (default: the newest), or ``None``."""
     rows = store.query(
         "SELECT * FROM baselines WHERE project = {p:String} AND model = {m:String} "
@@ -270,10 +299,13 @@ def get_baseline(store: Store, model: str, version: int | None = None, project: 
     return _from_row(rows[0]) if rows else None
 
 
-def list_baselines(store: Store, model: str | None = None, project: str = "default") -> list[Baseline]:
+def list_baselines(
+    store: Store, model: str | None = None, project: str = "default"
+) -> list[Baseline]:
     """All baselines, newest version first per model."""
     rows = store.query(
-        "SELECT * FROM baselines WHERE project = {p:String} AND ({m:String} = '' OR model = {m:String}) "
+        "SELECT * FROM baselines WHERE project = {p:String} "
+        "AND ({m:String} = '' OR model = {m:String}) "
         "ORDER BY model, version DESC",
         {"p": project, "m": model or ""},
     ).to_pylist()

@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
-
 from keelwatch.store import Store
 
 from ._baseline import Baseline, FeatureProfile
@@ -96,8 +95,16 @@ class DriftRun:
         return len(self.drifted_features) / len(decided) if decided else 0.0
 
 
-def _result(profile: FeatureProfile, method: str, score: float, p_value: float | None,
-            n_ref: int, n_cur: int, config: DriftConfig, deciding: bool) -> DriftResult:
+def _result(
+    profile: FeatureProfile,
+    method: str,
+    score: float,
+    p_value: float | None,
+    n_ref: int,
+    n_cur: int,
+    config: DriftConfig,
+    deciding: bool,
+) -> DriftResult:
     threshold = config.threshold(method)
     if n_cur < config.min_samples or math.isnan(score):
         drifted = False
@@ -105,12 +112,23 @@ def _result(profile: FeatureProfile, method: str, score: float, p_value: float |
         drifted = p_value is not None and p_value < threshold
     else:
         drifted = score >= threshold
-    return DriftResult(profile.name, profile.kind, method, score, p_value, threshold, drifted,
-                       n_ref, n_cur, deciding)
+    return DriftResult(
+        profile.name,
+        profile.kind,
+        method,
+        score,
+        p_value,
+        threshold,
+        drifted,
+        n_ref,
+        n_cur,
+        deciding,
+    )
 
 
-def _numeric(store: Store, window: Window, baseline: Baseline, profile: FeatureProfile,
-             config: DriftConfig) -> list[DriftResult]:
+def _numeric(
+    store: Store, window: Window, baseline: Baseline, profile: FeatureProfile, config: DriftConfig
+) -> list[DriftResult]:
     results = []
     edges = np.asarray(profile.edges)
     for i, method in enumerate(config.numeric_methods):
@@ -128,12 +146,15 @@ def _numeric(store: Store, window: Window, baseline: Baseline, profile: FeatureP
             score, p_value = jensen_shannon(reference, current), None
         else:
             score, p_value = chi_square(reference, current)
-        results.append(_result(profile, method, score, p_value, profile.count, n_cur, config, i == 0))
+        results.append(
+            _result(profile, method, score, p_value, profile.count, n_cur, config, i == 0)
+        )
     return results
 
 
-def _categorical(store: Store, window: Window, profile: FeatureProfile,
-                 config: DriftConfig) -> list[DriftResult]:
+def _categorical(
+    store: Store, window: Window, profile: FeatureProfile, config: DriftConfig
+) -> list[DriftResult]:
     current = category_counts(store, window, profile.name)
     keys = sorted(set(profile.categories) | set(current))
     ref = np.array([profile.categories.get(k, 0) for k in keys], dtype=float)
@@ -149,12 +170,15 @@ def _categorical(store: Store, window: Window, profile: FeatureProfile,
             score, p_value = psi(ref, cur), None
         else:
             raise ValueError(f"{method} does not apply to categorical features")
-        results.append(_result(profile, method, score, p_value, profile.count, n_cur, config, i == 0))
+        results.append(
+            _result(profile, method, score, p_value, profile.count, n_cur, config, i == 0)
+        )
     return results
 
 
-def run_drift(store: Store, baseline: Baseline, window: Window,
-              config: DriftConfig | None = None) -> DriftRun:
+def run_drift(
+    store: Store, baseline: Baseline, window: Window, config: DriftConfig | None = None
+) -> DriftRun:
     """Compute every configured method for every baseline feature over ``window``."""
     config = config or DriftConfig()
     results: list[DriftResult] = []
@@ -165,8 +189,14 @@ def run_drift(store: Store, baseline: Baseline, window: Window,
             results.extend(_numeric(store, window, baseline, profile, config))
         else:
             results.extend(_categorical(store, window, profile, config))
-    return DriftRun(uuid.uuid4().hex, window.model, window, baseline.baseline_id,
-                    window_count(store, window), tuple(results))
+    return DriftRun(
+        uuid.uuid4().hex,
+        window.model,
+        window,
+        baseline.baseline_id,
+        window_count(store, window),
+        tuple(results),
+    )
 
 
 def store_run(store: Store, run: DriftRun) -> None:

@@ -12,10 +12,16 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-
 from keelwatch.store import Store
 
-__all__ = ["Window", "category_counts", "numeric_summary", "wasserstein", "window_count", "bin_counts"]
+__all__ = [
+    "Window",
+    "bin_counts",
+    "category_counts",
+    "numeric_summary",
+    "wasserstein",
+    "window_count",
+]
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,9 @@ def category_counts(store: Store, window: Window, feature: str) -> dict[str, int
     return {str(r["x"]): int(r["c"]) for r in rows}
 
 
-def wasserstein(store: Store, window: Window, feature: str, baseline_id: str) -> tuple[float, int, int]:
+def wasserstein(
+    store: Store, window: Window, feature: str, baseline_id: str
+) -> tuple[float, int, int]:
     """Exact first Wasserstein distance between the baseline's and the window's values.
 
     ``W1 = Σ_i |F_ref(x_i) − F_cur(x_i)| · (x_{i+1} − x_i)`` over the sorted union of values,

@@ -40,7 +40,7 @@ def check_identifier(name: str) -> str:
 
 
 def check_token(token: str) -> str:
-    """Return ``token`` if it is safe as an insert deduplication token, else raise ``ValueError``."""
+    """Return ``token`` if safe as an insert deduplication token, else raise ``ValueError``."""
     if not _TOKEN.match(token):
         raise ValueError(f"not a valid deduplication token: {token!r}")
     return token
@@ -64,7 +64,7 @@ class Store(Protocol):
         """Run a ``SELECT`` and return its result as an Arrow table."""
 
     def insert(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
-        """Insert ``data`` (columns named as in ``table``); a repeated ``dedup_token`` is a no-op."""
+        """Insert ``data`` (columns named as in ``table``); a repeated token is a no-op."""
 
     def close(self) -> None:
         """Release the engine or connection."""

@@ -23,7 +23,9 @@ class ClickHouseStore:
 
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"KEELWATCH_CLICKHOUSE_URL must be http(s)://[user:pw@]host:port: {url!r}")
+            raise ValueError(
+                f"KEELWATCH_CLICKHOUSE_URL must be http(s)://[user:pw@]host:port: {url!r}"
+            )
         database = parts.path.strip("/") or "default"
         try:
             self._client = clickhouse_connect.get_client(

@@ -26,9 +26,7 @@ class BridgeError(Exception):
         self.status = status
 
 
-def prepare(
-    query: str, url_params: Mapping[str, str]
-) -> tuple[str, str, dict[str, str]]:
+def prepare(query: str, url_params: Mapping[str, str]) -> tuple[str, str, dict[str, str]]:
     """The read-only statement, its output format and its bound parameters."""
     query = query.strip()
     if not query:
@@ -44,5 +42,5 @@ def prepare(
         fmt = match.group(1)
         query = query[: match.start()]
     query = query.rstrip().rstrip(";")
-    params = {k[len("param_"):]: v for k, v in url_params.items() if k.startswith("param_")}
+    params = {k[len("param_") :]: v for k, v in url_params.items() if k.startswith("param_")}
     return f"{query}\nSETTINGS readonly = 1", fmt, params

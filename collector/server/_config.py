@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from keelwatch.alerts import Rule
+
 from keelwatch.environ import (
     KEELWATCH_API_KEY,
     KEELWATCH_CLICKHOUSE_URL,
@@ -57,7 +58,9 @@ class ServerConfig:
             "host": env_str(KEELWATCH_HOST, cls.host),
             "port": env_int(KEELWATCH_PORT, cls.port, minimum=0),
             "api_key": env_str(KEELWATCH_API_KEY, ""),
-            "detect_interval_s": env_float(KEELWATCH_DETECT_INTERVAL, cls.detect_interval_s, minimum=0),
+            "detect_interval_s": env_float(
+                KEELWATCH_DETECT_INTERVAL, cls.detect_interval_s, minimum=0
+            ),
             "webhook_secret": env_str(KEELWATCH_WEBHOOK_SECRET, cls.webhook_secret),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -75,10 +75,24 @@ OUTCOME_SCHEMA = pa.schema(
 )
 
 _PREDICTION_FIELDS = frozenset(
-    {"prediction_id", "model", "version", "slot", "ts", "latency_ms", "error", "features",
-     "output", "tags", "trace_id", "span_id"}
+    {
+        "prediction_id",
+        "model",
+        "version",
+        "slot",
+        "ts",
+        "latency_ms",
+        "error",
+        "features",
+        "output",
+        "tags",
+        "trace_id",
+        "span_id",
+    }
 )
-_OUTPUT_FIELDS = frozenset({"label", "value", "proba", "text", "prompt_tokens", "completion_tokens"})
+_OUTPUT_FIELDS = frozenset(
+    {"label", "value", "proba", "text", "prompt_tokens", "completion_tokens"}
+)
 _OUTCOME_FIELDS = frozenset({"prediction_id", "model", "ts", "label", "value"})
 
 
@@ -120,7 +134,9 @@ def _string(value: Any, field: str, *, required: bool = False, limit: int = MAX_
     return value
 
 
-def _number(value: Any, field: str, *, required: bool = False, minimum: float | None = None) -> float | None:
+def _number(
+    value: Any, field: str, *, required: bool = False, minimum: float | None = None
+) -> float | None:
     if value is None:
         if required:
             raise _Invalid(field, "is required")
@@ -175,7 +191,9 @@ def _features(value: Any) -> tuple[list[tuple[str, float]], list[tuple[str, str]
         elif isinstance(item, str):
             cat.append((name, _string(item, field, limit=MAX_TEXT_LEN)))
         else:
-            raise _Invalid(field, f"must be a number, string, boolean or null, got {type(item).__name__}")
+            raise _Invalid(
+                field, f"must be a number, string, boolean or null, got {type(item).__name__}"
+            )
     return num, cat
 
 
@@ -206,18 +224,28 @@ def _prediction_row(record: Any, project: str, now: float) -> dict[str, Any]:
         "model": _string(record.get("model"), "model", required=True),
         "version": _string(record.get("version"), "version"),
         "slot": _string(record.get("slot"), "slot"),
-        "prediction_id": _string(record.get("prediction_id"), "prediction_id", required=True, limit=MAX_ID_LEN),
+        "prediction_id": _string(
+            record.get("prediction_id"), "prediction_id", required=True, limit=MAX_ID_LEN
+        ),
         "ts": _timestamp(record.get("ts"), now),
         "latency_ms": _number(record.get("latency_ms"), "latency_ms", minimum=0.0) or 0.0,
         "error": _string(record.get("error"), "error", limit=MAX_TEXT_LEN),
         "num": num,
         "cat": cat,
-        "out_label": _string(str(label) if isinstance(label, (int, bool)) else label, "output.label", limit=MAX_TEXT_LEN),
+        "out_label": _string(
+            str(label) if isinstance(label, (int, bool)) else label,
+            "output.label",
+            limit=MAX_TEXT_LEN,
+        ),
         "out_value": _number(output.get("value"), "output.value"),
         "out_proba": [float(p) for p in proba or ()],
         "out_text": _string(output.get("text"), "output.text", limit=MAX_TEXT_LEN),
-        "prompt_tokens": int(_number(output.get("prompt_tokens"), "output.prompt_tokens", minimum=0) or 0),
-        "completion_tokens": int(_number(output.get("completion_tokens"), "output.completion_tokens", minimum=0) or 0),
+        "prompt_tokens": int(
+            _number(output.get("prompt_tokens"), "output.prompt_tokens", minimum=0) or 0
+        ),
+        "completion_tokens": int(
+            _number(output.get("completion_tokens"), "output.completion_tokens", minimum=0) or 0
+        ),
         "tags": list(tags.items()),
         "trace_id": _string(record.get("trace_id"), "trace_id", limit=64),
         "span_id": _string(record.get("span_id"), "span_id", limit=32),
@@ -232,9 +260,13 @@ def _outcome_row(record: Any, project: str, now: float) -> dict[str, Any]:
     row = {
         "project": project,
         "model": _string(record.get("model"), "model", required=True),
-        "prediction_id": _string(record.get("prediction_id"), "prediction_id", required=True, limit=MAX_ID_LEN),
+        "prediction_id": _string(
+            record.get("prediction_id"), "prediction_id", required=True, limit=MAX_ID_LEN
+        ),
         "ts": _timestamp(record.get("ts"), now),
-        "label": _string(str(label) if isinstance(label, (int, bool)) else label, "label", limit=MAX_TEXT_LEN),
+        "label": _string(
+            str(label) if isinstance(label, (int, bool)) else label, "label", limit=MAX_TEXT_LEN
+        ),
         "value": _number(record.get("value"), "value"),
     }
     if not row["label"] and row["value"] is None:

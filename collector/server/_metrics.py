@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
-
 from keelwatch.detectors import DriftRun
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 __all__ = ["ServerMetrics"]
 
@@ -15,31 +14,46 @@ class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.records = Counter(
-            "keelwatch_ingested_records", "Records stored, by kind.", ["kind"], registry=self.registry
+            "keelwatch_ingested_records",
+            "Records stored, by kind.",
+            ["kind"],
+            registry=self.registry,
         )
         self.rejected = Counter(
-            "keelwatch_rejected_records", "Records refused by validation, by kind.", ["kind"],
+            "keelwatch_rejected_records",
+            "Records refused by validation, by kind.",
+            ["kind"],
             registry=self.registry,
         )
         self.drift_score = Gauge(
-            "keelwatch_drift_score", "Latest drift score per model, feature and method.",
-            ["model", "feature", "method"], registry=self.registry,
+            "keelwatch_drift_score",
+            "Latest drift score per model, feature and method.",
+            ["model", "feature", "method"],
+            registry=self.registry,
         )
         self.drifted = Gauge(
-            "keelwatch_feature_drifted", "1 when the feature drifted in the latest run.",
-            ["model", "feature"], registry=self.registry,
+            "keelwatch_feature_drifted",
+            "1 when the feature drifted in the latest run.",
+            ["model", "feature"],
+            registry=self.registry,
         )
         self.drift_share = Gauge(
-            "keelwatch_drift_share", "Share of features drifted in the latest run.", ["model"],
+            "keelwatch_drift_share",
+            "Share of features drifted in the latest run.",
+            ["model"],
             registry=self.registry,
         )
         self.runs = Counter(
-            "keelwatch_detector_runs", "Detector runs, by model and outcome.", ["model", "status"],
+            "keelwatch_detector_runs",
+            "Detector runs, by model and outcome.",
+            ["model", "status"],
             registry=self.registry,
         )
         self.alerts = Counter(
-            "keelwatch_alerts", "Alerts fired, by model, rule and delivery.",
-            ["model", "rule", "delivered"], registry=self.registry,
+            "keelwatch_alerts",
+            "Alerts fired, by model, rule and delivery.",
+            ["model", "rule", "delivered"],
+            registry=self.registry,
         )
 
     def observe_run(self, run: DriftRun) -> None:

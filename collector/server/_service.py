@@ -41,8 +41,9 @@ class Monitoring:
         self.sender = WebhookSender(config.webhook_secret)
         self._run_lock = threading.Lock()
 
-    def detect(self, model: str, start: datetime, end: datetime, version: str = "",
-               slot: str = "") -> DetectionOutcome:
+    def detect(
+        self, model: str, start: datetime, end: datetime, version: str = "", slot: str = ""
+    ) -> DetectionOutcome:
         """Drift of ``model``'s predictions in ``[start, end)`` against its newest baseline."""
         baseline = get_baseline(self.store, model, project=self.config.project)
         if baseline is None:
@@ -59,17 +60,23 @@ class Monitoring:
             self.metrics.observe_run(run)
             alerts = evaluate_rules(self.store, run, self.config.rules, self.sender)
         for alert in alerts:
-            self.metrics.alerts.labels(model, alert.rule, str(alert.delivery.delivered).lower()).inc()
+            self.metrics.alerts.labels(
+                model, alert.rule, str(alert.delivery.delivered).lower()
+            ).inc()
         return DetectionOutcome(run, tuple(alerts))
 
     def scheduled(self) -> None:
         """The scheduler's job: every model with a baseline, over the trailing window."""
         end = datetime.now(timezone.utc)
         start = end - timedelta(seconds=self.config.detect_window_s)
-        models = self.store.query(
-            "SELECT DISTINCT model FROM baselines WHERE project = {p:String}",
-            {"p": self.config.project},
-        ).column("model").to_pylist()
+        models = (
+            self.store.query(
+                "SELECT DISTINCT model FROM baselines WHERE project = {p:String}",
+                {"p": self.config.project},
+            )
+            .column("model")
+            .to_pylist()
+        )
         for model in models:
             try:
                 self.detect(model, start, end)
