@@ -11,12 +11,19 @@ import os
 
 __all__ = [
     "KEELWATCH_API_KEY",
+    "KEELWATCH_BATCH_SIZE",
     "KEELWATCH_CLICKHOUSE_URL",
     "KEELWATCH_DATA",
     "KEELWATCH_DETECT_INTERVAL",
+    "KEELWATCH_DISABLED",
     "KEELWATCH_ENDPOINT",
+    "KEELWATCH_FLUSH_INTERVAL",
     "KEELWATCH_HOST",
     "KEELWATCH_PORT",
+    "KEELWATCH_QUEUE_SIZE",
+    "KEELWATCH_SAMPLE_RATE",
+    "KEELWATCH_SEND_TIMEOUT",
+    "KEELWATCH_SPOOL_DIR",
     "KEELWATCH_WEBHOOK_SECRET",
     "env_float",
     "env_int",
@@ -41,6 +48,21 @@ KEELWATCH_PORT = "KEELWATCH_PORT"
 KEELWATCH_DETECT_INTERVAL = "KEELWATCH_DETECT_INTERVAL"
 #: Secret that signs outgoing retrain/rollback webhooks (Standard Webhooks, HMAC-SHA256).
 KEELWATCH_WEBHOOK_SECRET = "KEELWATCH_WEBHOOK_SECRET"
+
+#: SDK: records per HTTP request (default ``512``).
+KEELWATCH_BATCH_SIZE = "KEELWATCH_BATCH_SIZE"
+#: SDK: seconds between sends of a partly filled batch (default ``1.0``).
+KEELWATCH_FLUSH_INTERVAL = "KEELWATCH_FLUSH_INTERVAL"
+#: SDK: calls held in memory before new ones are dropped and counted (default ``10000``).
+KEELWATCH_QUEUE_SIZE = "KEELWATCH_QUEUE_SIZE"
+#: SDK: directory of the on-disk spool (at-least-once delivery across restarts); unset: no spool.
+KEELWATCH_SPOOL_DIR = "KEELWATCH_SPOOL_DIR"
+#: SDK: fraction of predictions shipped, chosen by a hash of the prediction id (default ``1.0``).
+KEELWATCH_SAMPLE_RATE = "KEELWATCH_SAMPLE_RATE"
+#: SDK: ``1``/``true``/``yes`` turns ``@monitor`` into a plain call and ships nothing.
+KEELWATCH_DISABLED = "KEELWATCH_DISABLED"
+#: SDK: seconds before an HTTP request to the collector is abandoned and retried (default ``10``).
+KEELWATCH_SEND_TIMEOUT = "KEELWATCH_SEND_TIMEOUT"
 
 
 def env_str(name: str, default: str) -> str:

@@ -1,0 +1,93 @@
+"""Features of a call: arguments bound to parameter names, then expanded.
+
+Runs on the sender thread. A dict, a pandas Series or a 1-D array argument spreads into one
+feature per key/column; a DataFrame, a 2-D array or a list of dicts makes the call a *batch* of
+rows (other arguments are repeated on every row).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from . import _values
+
+_SELF_NAMES = ("self", "cls")
+
+
+class Inputs(NamedTuple):
+    """Features shared by every row, and the batch rows (``None`` for a single prediction)."""
+
+    common: dict[str, Any]
+    rows: list[dict[str, Any]] | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def bind(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> list[tuple[str, Any]]:
+    """``(parameter name, value)`` pairs of a call; ``self``/``cls`` and ``*args`` spread out."""
+    sig = _signature(fn)
+    if sig is None:
+        return [(f"arg{i}", a) for i, a in enumerate(args)] + list(kwargs.items())
+    try:
+        bound = sig.bind_partial(*args, **kwargs)
+    except TypeError:
+        return [(f"arg{i}", a) for i, a in enumerate(args)] + list(kwargs.items())
+    bound.apply_defaults()
+    params = sig.parameters
+    pairs: list[tuple[str, Any]] = []
+    for i, (name, value) in enumerate(bound.arguments.items()):
+        kind = params[name].kind
+        if i == 0 and name in _SELF_NAMES:
+            continue
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            pairs.extend((f"{name}{j}", v) for j, v in enumerate(value))
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            pairs.extend(value.items())
+        else:
+            pairs.append((name, value))
+    return pairs
+
+
+def extract(
+    pairs: list[tuple[str, Any]],
+    selected: frozenset[str] | None,
+    feature_names: Sequence[str] | None,
+) -> Inputs:
+    """The features in ``pairs`` (only parameters named in ``selected``, when given)."""
+    common: dict[str, Any] = {}
+    rows: list[dict[str, Any]] | None = None
+    for name, value in pairs:
+        if selected is not None and name not in selected:
+            continue
+        kind = _values.kind(value)
+        if kind in ("mapping", "series"):
+            common.update((str(k), v) for k, v in value.items())
+        elif kind == "vector":
+            common.update(zip(_names(name, feature_names, len(value)), value.tolist(), strict=True))
+        elif rows is None and kind == "dataframe":
+            rows = [{str(k): v for k, v in r.items()} for r in value.to_dict("records")]
+        elif rows is None and kind == "matrix":
+            cols = _names(name, feature_names, value.shape[1])
+            rows = [dict(zip(cols, r, strict=True)) for r in value.tolist()]
+        elif rows is None and kind == "rows":
+            rows = [{str(k): v for k, v in r.items()} for r in value]
+        else:
+            common[name] = value
+    return Inputs(common, rows)
+
+
+def _names(param: str, given: Sequence[str] | None, n: int) -> list[str]:
+    if given is not None and len(given) == n:
+        return [str(g) for g in given]
+    return [f"{param}_{i}" for i in range(n)]

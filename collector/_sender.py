@@ -1,0 +1,254 @@
+"""The background sender: one daemon thread per client (and per process after a fork).
+
+Each cycle it drains the raw queue into encoded records, seals batches by size or interval into
+the outbox (memory or spool), and sends the outbox head when its retry time has come. 2xx
+acknowledges; 429/503 wait for Retry-After (else back off); other 4xx drop the batch for good; 5xx
+and transport errors back off exponentially with jitter, and without a spool give up after
+``max_retries``. Nothing here raises: each failure is counted by reason and logged, rate-limited.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import gzip
+import json
+import random
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._config import Config
+from ._log import warn_limited
+from ._outbox import PATHS, Batch, Outbox
+from ._records import Converter, error_text
+from ._spec import FlushMarker, RawCall, RawOutcome
+from ._transport import SendResult, Transport
+
+_MAX_BATCH_BYTES = 4 * 1024 * 1024
+_MAX_RETRY_AFTER = 300.0
+
+
+class Sender:
+    """Drains ``queue`` and ships it through ``transport`` (run ``run`` on a thread)."""
+
+    def __init__(
+        self,
+        config: Config,
+        transport: Transport,
+        queue: collections.deque[Any],
+        wake: threading.Event,
+        stop: threading.Event,
+        outbox: Callable[[], Outbox],
+        drop: Callable[[str, int], None],
+        sent: Callable[[int], None],
+        observe: Callable[[RawCall], None] | None,
+        clock: Callable[[], float],
+        headers: Mapping[str, str],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._transport = transport
+        self._queue = queue
+        self._wake = wake
+        self._stop = stop
+        self._make_outbox = outbox
+        self._drop = drop
+        self._sent = sent
+        self._observe = observe
+        self._clock = clock
+        self._headers = dict(headers)
+        self._rng = rng or random.Random()
+        self._convert = Converter(config, drop)
+        self._pending: dict[str, list[bytes]] = {p: [] for p in PATHS.values()}
+        self._pending_bytes: dict[str, int] = dict.fromkeys(PATHS.values(), 0)
+        self._seq = 0
+        self._waiters: list[tuple[int, FlushMarker, int]] = []
+        self._failures: list[int] = []
+        self._attempts = 0
+        self._retry_at = 0.0
+        self._next_seal = 0.0
+
+    def run(self) -> None:
+        """The thread body: loop until ``stop`` is set, then one last bounded pass."""
+        try:
+            self._outbox = self._make_outbox()
+        except Exception as exc:
+            warn_limited("outbox", "spool unusable (%s); keeping batches in memory", exc)
+            from ._outbox import MemoryOutbox
+
+            self._outbox = MemoryOutbox(self._config.max_queue_size)
+        self._next_seal = self._clock() + self._config.flush_interval
+        while not self._stop.is_set():
+            try:
+                self._cycle(final=False)
+            except Exception as exc:  # a bug here must not kill the thread
+                warn_limited("sender", "sender cycle failed: %s", error_text(exc))
+            self._wake.wait(self._timeout())
+            self._wake.clear()
+        try:
+            self._cycle(final=True)
+        except Exception as exc:
+            warn_limited("sender", "final send failed: %s", error_text(exc))
+        close = getattr(self._transport, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):
+                close()
+
+    def _timeout(self) -> float:
+        now = self._clock()
+        deadline = self._next_seal
+        if self._outbox.head() is not None:
+            deadline = min(deadline, max(self._retry_at, now))
+        return min(max(deadline - now, 0.001), self._config.flush_interval)
+
+    def _cycle(self, final: bool) -> None:
+        self._drain(final)
+        now = self._clock()
+        if final or now >= self._next_seal:
+            self._seal_all()
+            self._next_seal = now + self._config.flush_interval
+        if final:
+            self._send_final()
+        else:
+            self._send_due(now)
+        self._release()
+
+    def _drain(self, final: bool) -> None:
+        queue = self._queue
+        while queue and (final or not self._outbox.full()):
+            entry = queue.popleft()
+            try:
+                if isinstance(entry, RawCall):
+                    if self._observe is not None:
+                        self._observe(entry)
+                    self._add("/v1/predictions", self._convert.call(entry))
+                elif isinstance(entry, RawOutcome):
+                    record = self._convert.outcome(entry)
+                    self._add("/v1/outcomes", [] if record is None else [record])
+                elif isinstance(entry, FlushMarker):
+                    self._seal_all()
+                    self._waiters.append((self._seq, entry, len(self._failures)))
+            except Exception as exc:
+                warn_limited("convert", "record conversion failed: %s", error_text(exc))
+                self._drop("internal_error", 1)
+
+    def _add(self, path: str, records: list[bytes]) -> None:
+        pending = self._pending[path]
+        for data in records:
+            pending.append(data)
+            self._pending_bytes[path] += len(data) + 1
+            if (
+                len(pending) >= self._config.batch_size
+                or self._pending_bytes[path] >= _MAX_BATCH_BYTES
+            ):
+                self._seal(path)
+                pending = self._pending[path]
+
+    def _seal_all(self) -> None:
+        for path in PATHS.values():
+            if self._pending[path]:
+                self._seal(path)
+
+    def _seal(self, path: str) -> None:
+        records = self._pending[path]
+        self._pending[path] = []
+        self._pending_bytes[path] = 0
+        body = b'{"records":[' + b",".join(records) + b"]}"
+        self._seq += 1
+        self._outbox.push(
+            Batch(self._seq, path, gzip.compress(body, compresslevel=6), len(records))
+        )
+
+    def _send_due(self, now: float) -> None:
+        while (batch := self._outbox.head()) is not None and now >= self._retry_at:
+            if not self._attempt(batch, final=False):
+                return
+            now = self._clock()
+
+    def _send_final(self) -> None:
+        deadline = self._clock() + self._config.shutdown_timeout
+        while (batch := self._outbox.head()) is not None and self._clock() < deadline:
+            if not self._attempt(batch, final=True):
+                break
+        if self._outbox.head() is not None and not self._config.spool_dir:
+            while (batch := self._outbox.head()) is not None:
+                self._outbox.pop()
+                self._drop("shutdown", batch.n_records)
+
+    def _attempt(self, batch: Batch, final: bool) -> bool:
+        """Send ``batch``; True when it left the outbox (acknowledged or refused for good)."""
+        try:
+            result = self._transport.send(batch.path, batch.body, self._headers)
+        except Exception as exc:
+            warn_limited("send", "collector unreachable: %s", error_text(exc))
+            return self._retry(batch, None, final)
+        status = result.status
+        if 200 <= status < 300:
+            self._outbox.pop()
+            self._attempts = 0
+            rejected = _rejected(result)
+            if rejected:
+                warn_limited("rejected", "collector rejected %d records", rejected)
+                self._drop("rejected", rejected)
+            self._sent(batch.n_records - rejected)
+            return True
+        if 400 <= status < 500 and status not in (408, 429):
+            warn_limited("4xx", "collector answered %d to %s; batch dropped", status, batch.path)
+            self._outbox.pop()
+            self._attempts = 0
+            self._drop("rejected", batch.n_records)
+            self._failures.append(batch.seq)
+            return True
+        warn_limited("5xx", "collector answered %d to %s; will retry", status, batch.path)
+        return self._retry(batch, result, final)
+
+    def _retry(self, batch: Batch, result: SendResult | None, final: bool) -> bool:
+        self._attempts += 1
+        if final:
+            return False
+        if not self._config.spool_dir and self._attempts > self._config.max_retries:
+            self._outbox.pop()
+            self._attempts = 0
+            self._drop("send_failed", batch.n_records)
+            self._failures.append(batch.seq)
+            return True
+        delay: float | None = None
+        if result is not None and result.status in (429, 503) and result.retry_after is not None:
+            delay = min(result.retry_after, _MAX_RETRY_AFTER)
+        if delay is None:
+            base = min(self._config.max_backoff, 0.5 * 2 ** min(self._attempts - 1, 30))
+            delay = base * (0.5 + 0.5 * self._rng.random())
+        self._retry_at = self._clock() + delay
+        return False
+
+    def _release(self) -> None:
+        if not self._waiters:
+            return
+        head = self._outbox.head()
+        keep = []
+        for target, marker, failures_before in self._waiters:
+            if head is None or head.seq > target:
+                failed = any(s <= target for s in self._failures[failures_before:])
+                marker.result.append(not failed)
+                marker.done.set()
+            else:
+                keep.append((target, marker, failures_before))
+        self._waiters = keep
+        if not keep:
+            self._failures.clear()
+
+    def abandon(self) -> None:
+        """Wake every flush waiter with ``False`` (the sender is going away)."""
+        for _, marker, _ in self._waiters:
+            marker.result.append(False)
+            marker.done.set()
+        self._waiters = []
+
+
+def _rejected(result: SendResult) -> int:
+    try:
+        answer = json.loads(result.body)
+        return len(answer.get("rejected") or ()) if isinstance(answer, dict) else 0
+    except (ValueError, TypeError, AttributeError):
+        return 0

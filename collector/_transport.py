@@ -1,0 +1,155 @@
+"""Transports: how a gzip JSON body reaches the collector.
+
+A transport is anything with ``send(path, body, headers) -> SendResult``; it raises
+``TransportError`` when no HTTP status came back. ``HttpTransport`` uses only the standard library;
+``InMemoryTransport`` keeps requests for tests and answers with a scripted status.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import http.client
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+from ._errors import TransportError
+
+
+class SendResult(NamedTuple):
+    """The collector's answer: HTTP status, Retry-After in seconds if given, and the body."""
+
+    status: int
+    retry_after: float | None = None
+    body: bytes = b""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Delivers one request body to the collector."""
+
+    def send(self, path: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+        """POST ``body`` to ``path``; raise ``TransportError`` if no status was received."""
+        ...
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), else ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class HttpTransport:
+    """POSTs over one kept-alive ``http.client`` connection (reopened after any failure)."""
+
+    def __init__(self, endpoint: str, timeout: float = 10.0) -> None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"endpoint={endpoint!r}: must be an http(s) URL with a host")
+        self.endpoint = endpoint.rstrip("/")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._base = parts.path.rstrip("/")
+        self._timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def send(self, path: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+        """POST ``body`` to ``<endpoint><path>``."""
+        try:
+            conn = self._conn or self._connect()
+            conn.request("POST", self._base + path, body=body, headers=dict(headers))
+            resp = conn.getresponse()
+            data = resp.read()
+            retry_after = parse_retry_after(resp.getheader("Retry-After"))
+            if resp.will_close:
+                self.close()
+            return SendResult(resp.status, retry_after, data)
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise TransportError(self.endpoint + path, f"{type(exc).__name__}: {exc}") from exc
+
+    def _connect(self) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        self._conn = cls(self._host, self._port, timeout=self._timeout)
+        return self._conn
+
+    def close(self) -> None:
+        """Close the kept-alive connection."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+class Request(NamedTuple):
+    """One request seen by ``InMemoryTransport``."""
+
+    path: str
+    body: bytes
+    headers: Mapping[str, str]
+
+    def json(self) -> Any:
+        """The decoded JSON body (gunzipped when ``Content-Encoding: gzip``)."""
+        body = self.body
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        return json.loads(body)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The ``records`` array of the body."""
+        records: list[dict[str, Any]] = self.json()["records"]
+        return records
+
+
+Responder = Callable[[str, bytes, Mapping[str, str]], SendResult]
+
+
+class InMemoryTransport:
+    """Keeps every request; answers 200, or what ``responses`` / ``handler`` say (tests)."""
+
+    def __init__(
+        self,
+        responses: Iterable[SendResult | BaseException] = (),
+        handler: Responder | None = None,
+    ) -> None:
+        self.requests: list[Request] = []
+        self._responses = list(responses)
+        self._handler = handler
+        self._lock = threading.Lock()
+        self.sent = threading.Condition(self._lock)
+
+    def send(self, path: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+        """Record the request, then answer from the script (or 200 when it is used up)."""
+        with self._lock:
+            self.requests.append(Request(path, body, dict(headers)))
+            self.sent.notify_all()
+            answer: SendResult | BaseException | None = (
+                self._responses.pop(0) if self._responses else None
+            )
+        if isinstance(answer, BaseException):
+            raise answer
+        if answer is not None:
+            return answer
+        if self._handler is not None:
+            return self._handler(path, body, headers)
+        return SendResult(200, None, b'{"accepted": 0, "rejected": []}')
+
+    def records(self, path: str = "/v1/predictions") -> list[dict[str, Any]]:
+        """Every record sent to ``path``, in order (answered or not)."""
+        with self._lock:
+            requests = list(self.requests)
+        return [r for req in requests if req.path == path for r in req.records()]
