@@ -1,8 +1,263 @@
-"""The ``keelwatch`` command line."""
+"""The ``keelwatch`` command line.
+
+keelwatch demo                       monitor a model end to end on the embedded store
+keelwatch serve                      the collector server (owns the embedded store)
+keelwatch baseline add|list|show     register and inspect baselines
+keelwatch detect                     run the detectors on a time window now
+keelwatch dashboard                  open the Streamlit dashboards
+"""
 
 from __future__ import annotations
 
+import argparse
+import getpass
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from keelwatch._client import ServerClient, ServerError
+
+__all__ = ["main", "parse_time"]
+
+_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time(text: str, now: datetime | None = None) -> datetime:
+    """``now``, a relative time (``-15m``, ``-2h``, ``-1d``) or ISO-8601 (UTC if naive)."""
+    now = now or datetime.now(timezone.utc)
+    text = text.strip()
+    if text == "now":
+        return now
+    match = _RELATIVE.match(text)
+    if match:
+        return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (use now, -15m, -2h, -1d or ISO-8601)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keelwatch", description="Monitor ML and LLM models in production."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="monitor a model end to end on the embedded store")
+    demo.add_argument(
+        "--data", default="./keelwatch-demo-data", help="store directory (wiped first)"
+    )
+    demo.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
+    demo.add_argument("--requests", type=int, default=1500, help="predictions per traffic phase")
+
+    serve = sub.add_parser("serve", help="run the collector server")
+    serve.add_argument("--data", help="embedded store directory (KEELWATCH_DATA, ./keelwatch-data)")
+    serve.add_argument(
+        "--clickhouse-url", help="use a ClickHouse server (KEELWATCH_CLICKHOUSE_URL)"
+    )
+    serve.add_argument("--host", help="bind address (KEELWATCH_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (KEELWATCH_PORT, 8787)")
+    serve.add_argument("--rules", type=Path, help="alert rules YAML file")
+    serve.add_argument(
+        "--detect-interval", type=float, help="seconds between detector runs (0: off)"
+    )
+    serve.add_argument("--detect-window", type=float, help="seconds of traffic each run looks at")
+
+    for name in ("baseline", "detect"):
+        target = sub.add_parser(
+            name,
+            help=(
+                "register and inspect baselines"
+                if name == "baseline"
+                else "run the detectors on a window now"
+            ),
+        )
+        if name == "baseline":
+            actions = target.add_subparsers(dest="action", required=True)
+            add = actions.add_parser("add", help="register a baseline from a CSV or parquet file")
+            add.add_argument("file", type=Path)
+            add.add_argument("--model", required=True)
+            lst = actions.add_parser("list", help="list baselines")
+            lst.add_argument("--model", default="")
+            show = actions.add_parser("show", help="show a model's newest baseline profile")
+            show.add_argument("--model", required=True)
+            targets: tuple[argparse.ArgumentParser, ...] = (add, lst, show)
+        else:
+            target.add_argument("--model", required=True)
+            target.add_argument("--from", dest="start", type=parse_time, default="-1h")
+            target.add_argument("--to", dest="end", type=parse_time, default="now")
+            target.add_argument("--version", default="", help="only this model version")
+            target.add_argument("--slot", default="", help="only this deployment slot")
+            targets = (target,)
+        for each in targets:
+            each.add_argument(
+                "--url", help="server URL (KEELWATCH_ENDPOINT, http://127.0.0.1:8787)"
+            )
+            each.add_argument("--json", action="store_true", help="print JSON for machines")
+
+    dash = sub.add_parser("dashboard", help="open the Streamlit dashboards")
+    dash.add_argument("--url", help="server URL (KEELWATCH_ENDPOINT, http://127.0.0.1:8787)")
+    dash.add_argument("--port", type=int, default=8501)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from keelwatch.alerts import load_rules
+    from keelwatch.collector.server import ServerConfig, serve
+
+    rules = load_rules(args.rules) if args.rules else ()
+    config = ServerConfig.from_env(
+        data_dir=args.data,
+        clickhouse_url=args.clickhouse_url,
+        host=args.host,
+        port=args.port,
+        detect_interval_s=args.detect_interval,
+        detect_window_s=args.detect_window,
+        rules=rules,
+    )
+    print(
+        f"keelwatch serving on http://{config.host}:{config.port} "
+        f"(store: {config.clickhouse_url or Path(config.data_dir).resolve()})",
+        flush=True,
+    )
+    serve(config)
+    return 0
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _baseline(args: argparse.Namespace, client: ServerClient) -> int:
+    if args.action == "add":
+        fmt = "parquet" if args.file.suffix.lower() in (".parquet", ".pq") else "csv"
+        if not args.file.is_file():
+            print(f"keelwatch: baseline file not found: {args.file}", file=sys.stderr)
+            return 2
+        result = client.add_baseline(args.model, args.file.read_bytes(), fmt, getpass.getuser())
+        if args.json:
+            _print_json(result)
+        else:
+            print(
+                f"baseline v{result['version']} for {args.model}: {result['rows']} rows, "
+                f"{len(result['features'])} features ({result['baseline_id']})"
+            )
+        return 0
+    rows = client.baselines(args.model)
+    if args.action == "show":
+        rows = rows[:1]
+        if not rows:
+            print(f"keelwatch: model {args.model!r} has no baseline", file=sys.stderr)
+            return 1
+    if args.json:
+        _print_json(rows)
+        return 0
+    for b in rows:
+        print(
+            f"{b['model']}  v{b['version']}  {b['rows']} rows  {b['created_at']}  "
+            f"{b['source']}  sha256:{b['content_hash'][:12]}"
+        )
+        if args.action == "show":
+            for f in b["features"]:
+                detail = (
+                    f"min {f['min']:.4g} max {f['max']:.4g} mean {f['mean']:.4g} std {f['std']:.4g}"
+                    if f["kind"] == "numeric" and f["count"]
+                    else ", ".join(f"{k}: {v}" for k, v in list(f["categories"].items())[:8])
+                )
+                print(f"  {f['name']:<28} {f['kind']:<12} nulls {f['nulls']:<6} {detail}")
+    return 0
+
+
+def format_run(run: dict[str, Any]) -> str:
+    """A drift run as a readable table (deciding method per feature, other methods beside)."""
+    lines = [
+        f"{run['model']}: {run['n_current']} predictions from {run['window']['start']} "
+        f"to {run['window']['end']}, drift share {run['drift_share']:.2f}"
+    ]
+    by_feature: dict[str, list[dict[str, Any]]] = {}
+    for r in run["results"]:
+        by_feature.setdefault(r["feature"], []).append(r)
+    for feature, results in by_feature.items():
+        deciding = next(r for r in results if r["deciding"])
+        flag = "DRIFT" if deciding["drifted"] else "ok"
+        scores = "  ".join(
+            f"{r['method']}={'n/a' if r['score'] is None else format(r['score'], '.4f')}"
+            + (f" (p={r['p_value']:.3g})" if r["p_value"] is not None else "")
+            for r in results
+        )
+        lines.append(f"  {flag:<6}{feature:<28}{scores}")
+    return "\n".join(lines)
+
+
+def _detect(args: argparse.Namespace, client: ServerClient) -> int:
+    if args.end <= args.start:
+        print("keelwatch: --to must be after --from", file=sys.stderr)
+        return 2
+    run = client.detect(
+        args.model, args.start.isoformat(), args.end.isoformat(), args.version, args.slot
+    )
+    if args.json:
+        _print_json(run)
+        return 0
+    print(format_run(run))
+    for alert in run.get("alerts", []):
+        print(
+            f"  alert {alert['rule']}: {alert['summary']} -> {alert['webhook']} "
+            f"(HTTP {alert['status']})"
+        )
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from keelwatch.dashboards import APP as app
+
+    env = dict(os.environ)
+    if args.url:
+        env["KEELWATCH_ENDPOINT"] = args.url
+    return subprocess.call(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(app),
+            "--server.port",
+            str(args.port),
+            "--server.headless",
+            "true",
+        ],
+        env=env,
+    )
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line."""
-    return 0
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from keelwatch._demo import run_demo
+
+            return run_demo(Path(args.data), port=args.port, requests=args.requests)
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "dashboard":
+            return _dashboard(args)
+        client = ServerClient(args.url)
+        return _baseline(args, client) if args.command == "baseline" else _detect(args, client)
+    except ServerError as exc:
+        print(f"keelwatch: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"keelwatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,75 @@
+"""keelwatch dashboards (Streamlit): drift over time, latest run, traffic and alerts per model.
+
+Run with ``keelwatch dashboard`` (or ``streamlit run`` on this file); it reads the store through
+the server at ``KEELWATCH_ENDPOINT``.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+from keelwatch.dashboards import _data as data
+
+st.set_page_config(page_title="keelwatch", layout="wide")
+st.title("keelwatch")
+
+try:
+    client = data.connect()
+    model_names = data.models(client)
+except Exception as exc:  # the page must explain, not crash, when the server is away
+    st.error(f"Cannot read the keelwatch store: {exc}")
+    st.stop()
+
+if not model_names:
+    st.info("No models yet: register a baseline and send predictions (see `keelwatch demo`).")
+    st.stop()
+
+model = st.sidebar.selectbox("Model", model_names)
+history = data.drift_history(client, model)
+traffic = data.volume(client, model)
+
+total = int(traffic["predictions"].sum()) if not traffic.empty else 0
+errors = int(traffic["errors"].sum()) if not traffic.empty else 0
+col1, col2, col3 = st.columns(3)
+col1.metric("Predictions", f"{total:,}")
+col2.metric("Errors", f"{errors:,}")
+col3.metric("Detector runs", history["window_end"].nunique() if not history.empty else 0)
+
+st.header("Drift over time")
+if history.empty:
+    st.info("No detector results yet for this model.")
+else:
+    methods = sorted(history["method"].unique())
+    default = "wasserstein" if "wasserstein" in methods else methods[0]
+    method = st.selectbox("Method", methods, index=methods.index(default))
+    chosen = history[history["method"] == method]
+    line = (
+        alt.Chart(chosen)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("window_end:T", title="window end"),
+            y=alt.Y("score:Q", title=method),
+            color="feature:N",
+            tooltip=["feature", "score", "threshold", "drifted", "n_current"],
+        )
+    )
+    rule = alt.Chart(chosen).mark_rule(strokeDash=[4, 4], color="red").encode(y="mean(threshold):Q")
+    st.altair_chart(line + rule, use_container_width=True)
+
+    st.subheader("Latest run")
+    latest = data.latest_run(client, model)
+    drifted = sorted(set(latest.loc[latest["drifted"] == 1, "feature"]))
+    st.write(f"Drifted features: {', '.join(drifted) if drifted else 'none'}")
+    st.dataframe(latest, hide_index=True)
+
+st.header("Traffic")
+if not traffic.empty:
+    st.line_chart(traffic, x="minute", y=["predictions", "errors"])
+    st.line_chart(traffic, x="minute", y=["p50_ms", "p99_ms"])
+
+st.header("Alerts")
+fired = data.alerts(client, model)
+if fired.empty:
+    st.write("No alerts fired.")
+else:
+    st.dataframe(fired, hide_index=True)
