@@ -56,8 +56,8 @@ class Monitoring:
             except Exception:
                 self.metrics.runs.labels(model, "error").inc()
                 raise
-            self.metrics.runs.labels(model, "ok").inc()
             self.metrics.observe_run(run)
+            self.metrics.runs.labels(model, "ok").inc()  # last: marks the run's gauges complete
             alerts = evaluate_rules(self.store, run, self.config.rules, self.sender)
         for alert in alerts:
             self.metrics.alerts.labels(
