@@ -13,6 +13,7 @@ from ._remote import ClickHouseStore
 from ._schema import MIGRATIONS, Migration, migrate
 
 __all__ = [
+    "DEFAULT_DATA_DIR",
     "MIGRATIONS",
     "ClickHouseStore",
     "EmbeddedStore",

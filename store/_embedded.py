@@ -15,13 +15,13 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from ._base import StoreError, StoreUnavailable, check_identifier, check_token
+from ._params import format_param
 
 __all__ = ["EmbeddedStore"]
 
 
-def _param(value: Any) -> Any:
-    # chDB binds lists and scalars itself; tuples are passed as lists.
-    return list(value) if isinstance(value, tuple) else value
+def _bind(params: Mapping[str, Any] | None) -> dict[str, str]:
+    return {name: format_param(value) for name, value in (params or {}).items()}
 
 
 class EmbeddedStore:
@@ -42,10 +42,14 @@ class EmbeddedStore:
         self._closed = False
 
     def raw(
-        self, sql: str, fmt: str = "TabSeparated", params: Mapping[str, Any] | None = None
+        self, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None
     ) -> bytes:
-        """Run ``sql`` and return the engine's output bytes in ``fmt`` (used by the HTTP bridge)."""
-        bound = {k: _param(v) for k, v in (params or {}).items()}
+        """Run ``sql`` and return the engine's output bytes in ``fmt`` (used by the HTTP bridge).
+
+        ``params`` are already in the engine's escaped text form (as ``param_*`` arrive over
+        ClickHouse's HTTP protocol); :func:`format_param` renders Python values that way.
+        """
+        bound = dict(params or {})
         with self._lock:
             if self._closed:
                 raise StoreUnavailable("embedded store is closed", sql)
@@ -57,11 +61,11 @@ class EmbeddedStore:
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run a statement that returns nothing."""
-        self.raw(sql, "TabSeparated", params)
+        self.raw(sql, "TabSeparated", _bind(params))
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run a ``SELECT`` and return an Arrow table."""
-        data = self.raw(sql, "ArrowStream", params)
+        data = self.raw(sql, "ArrowStream", _bind(params))
         if not data:
             return pa.table({})
         return ipc.open_stream(pa.py_buffer(data)).read_all()

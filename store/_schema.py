@@ -144,6 +144,23 @@ PARTITION BY toYYYYMM(ts)
 ORDER BY ts
 """
 
+_BASELINE_VALUES = """
+CREATE TABLE IF NOT EXISTS baseline_values (
+    baseline_id String,
+    feature LowCardinality(String),
+    value Float64
+) ENGINE = MergeTree
+ORDER BY (baseline_id, feature)
+"""
+
+# Numeric baseline values one per row, so a detector reads one feature's values without decoding
+# every row's map; baselines registered before this migration are copied over once.
+_BASELINE_VALUES_BACKFILL = """
+INSERT INTO baseline_values (baseline_id, feature, value)
+SELECT baseline_id, k, v FROM baseline_rows ARRAY JOIN mapKeys(num) AS k, mapValues(num) AS v
+WHERE isFinite(v) AND baseline_id NOT IN (SELECT DISTINCT baseline_id FROM baseline_values)
+"""
+
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32,
@@ -158,6 +175,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         1,
         "initial tables",
         (_PREDICTIONS, _OUTCOMES, _BASELINES, _BASELINE_ROWS, _DRIFT, _ALERTS, _AUDIT),
+    ),
+    Migration(
+        2,
+        "numeric baseline values in long form",
+        (_BASELINE_VALUES, _BASELINE_VALUES_BACKFILL),
     ),
 )
 

@@ -19,10 +19,11 @@ import orjson
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from keelwatch.detectors import BaselineError, DriftRun, list_baselines, register_baseline
-from keelwatch.store import EmbeddedStore, Store, StoreError, open_store
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
+
+from keelwatch.detectors import BaselineError, DriftRun, list_baselines, register_baseline
+from keelwatch.store import EmbeddedStore, Store, StoreError, open_store
 
 from ._bridge import BridgeError, prepare
 from ._config import ServerConfig

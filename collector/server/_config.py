@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from keelwatch.alerts import Rule
-
 from keelwatch.environ import (
     KEELWATCH_API_KEY,
     KEELWATCH_CLICKHOUSE_URL,

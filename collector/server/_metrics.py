@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from keelwatch.detectors import DriftRun
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from keelwatch.detectors import DriftRun
 
 __all__ = ["ServerMetrics"]
 
