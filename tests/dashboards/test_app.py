@@ -1,0 +1,65 @@
+"""The Streamlit app, run by Streamlit's own test harness against a live server and store."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+from streamlit.testing.v1 import AppTest
+
+from keelwatch.collector.server import ServerConfig, create_app
+from keelwatch.dashboards import APP
+from keelwatch.detectors import Window, register_baseline, run_drift, store_run
+
+
+def _ingest(store, rng: np.random.Generator, shift: float, when: float, n: int = 400) -> None:
+    from keelwatch.collector.server import parse_predictions
+
+    records = [
+        {
+            "prediction_id": f"{when}-{i}",
+            "model": "churn",
+            "ts": when,
+            "latency_ms": 2.0,
+            "features": {"age": float(a), "plan": "pro"},
+        }
+        for i, a in enumerate(rng.normal(40 + shift, 10, n))
+    ]
+    store.insert(
+        "predictions", parse_predictions({"records": records}, "default", time.time()).table
+    )
+
+
+def test_dashboard_shows_drift_over_time(store, live_server, tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    reference = pd.DataFrame({"age": rng.normal(40, 10, 1000), "plan": ["pro"] * 1000})
+    baseline = register_baseline(store, "churn", reference)
+    now = time.time()
+    for minutes_ago, shift in ((30, 0.0), (10, 9.0)):
+        _ingest(store, rng, shift, now - minutes_ago * 60)
+        end = datetime.fromtimestamp(now - minutes_ago * 60 + 60, timezone.utc)
+        store_run(
+            store, run_drift(store, baseline, Window("churn", end - timedelta(minutes=5), end))
+        )
+
+    with live_server(
+        create_app(ServerConfig(data_dir=str(tmp_path), detect_interval_s=0), store=store)
+    ) as server:
+        monkeypatch.setenv("KEELWATCH_ENDPOINT", server.url)
+        app = AppTest.from_file(str(APP), default_timeout=60).run()
+
+    assert not app.exception, app.exception
+    assert app.sidebar.selectbox[0].value == "churn"
+    assert [m.value for m in app.metric] == ["800", "0", "2"]
+    assert app.selectbox[0].value == "wasserstein"
+    latest = app.dataframe[0].value
+    assert set(latest["feature"]) == {"age", "plan"}
+    assert "Drifted features: age" in [m.value for m in app.markdown]
+
+
+def test_dashboard_explains_an_unreachable_server(monkeypatch):
+    monkeypatch.setenv("KEELWATCH_ENDPOINT", "http://127.0.0.1:9")
+    app = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert "Cannot read the keelwatch store" in app.error[0].value
