@@ -21,6 +21,7 @@ from ._context import current_prediction_id
 from ._decorator import monitor
 from ._errors import CollectorError, ConfigError, TransportError
 from ._global import configure, flush, log_outcome, shutdown
+from ._sklearn import InstrumentedEstimator, instrument_estimator
 from ._transport import HttpTransport, InMemoryTransport, SendResult, Transport
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "HttpTransport",
     "InMemoryTransport",
+    "InstrumentedEstimator",
     "SendResult",
     "Stats",
     "Transport",
@@ -36,6 +38,7 @@ __all__ = [
     "configure",
     "current_prediction_id",
     "flush",
+    "instrument_estimator",
     "log_outcome",
     "monitor",
     "shutdown",

@@ -124,6 +124,8 @@ class Client:
         self._owner = _NOT_STARTED
         self._reset_state()
         _clients.add(self)
+        if self.config.spool_dir and not self.disabled:
+            self._start()  # replay what an earlier process left, even if no call comes
 
     def _reset_state(self) -> None:
         self._queue: collections.deque[Any] = collections.deque()
@@ -220,7 +222,7 @@ class Client:
                 self.config, self.transport, self._queue, self._wake, self._stop,
                 outbox=lambda: self._make_outbox(pid), drop=self._count, sent=self._add_sent,
                 observe=metrics.observe if metrics is not None else None, clock=self._clock,
-                headers=self._headers(),
+                headers=self._headers(), tick=self._sync_metrics,
             )  # fmt: skip
             self._thread = threading.Thread(
                 target=self._sender.run, name="keelwatch-sender", daemon=True
@@ -255,7 +257,11 @@ class Client:
     def flush(self, timeout: float | None = 5.0) -> bool:
         """Send everything queued so far; True when it was all acknowledged within ``timeout``."""
         try:
-            if self._owner != self._getpid() or self._thread is None:
+            started = self._owner == self._getpid() and self._thread is not None
+            # With a spool, a flush also replays what an earlier process left on disk.
+            if not started and not (
+                self.config.spool_dir and self._owner != _CLOSED and self._start()
+            ):
                 return not self._queue
             marker = FlushMarker(threading.Event(), [])
             self._queue.append(marker)
@@ -293,7 +299,6 @@ class Client:
     def _add_sent(self, n: int) -> None:
         with self._count_lock:
             self._sent += n
-        self._sync_metrics()
 
     def _sync_metrics(self) -> None:
         metrics = getattr(self, "_metrics", None)

@@ -45,6 +45,7 @@ class Sender:
         observe: Callable[[RawCall], None] | None,
         clock: Callable[[], float],
         headers: Mapping[str, str],
+        tick: Callable[[], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._config = config
@@ -57,6 +58,7 @@ class Sender:
         self._sent = sent
         self._observe = observe
         self._clock = clock
+        self._tick = tick
         self._headers = dict(headers)
         self._rng = rng or random.Random()
         self._convert = Converter(config, drop)
@@ -113,6 +115,8 @@ class Sender:
         else:
             self._send_due(now)
         self._release()
+        if self._tick is not None:
+            self._tick()
 
     def _drain(self, final: bool) -> None:
         queue = self._queue

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from keelwatch.collector import Client, InMemoryTransport, _global, _log
 
 
@@ -136,3 +137,18 @@ def collector() -> Iterator[Collector]:
     server = Collector()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def make_collector() -> Iterator[Callable[..., Collector]]:
+    """Start collectors (``port=`` to come back on an address); all stopped after the test."""
+    servers: list[Collector] = []
+
+    def make(port: int = 0) -> Collector:
+        server = Collector(port)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()

@@ -6,6 +6,7 @@ import gzip
 import json
 
 import pytest
+
 from keelwatch.collector import Client, ConfigError, InMemoryTransport, configure, flush, monitor
 
 

@@ -1,0 +1,49 @@
+"""OpenTelemetry ids in records, and Prometheus metrics of the SDK itself."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from keelwatch.collector import InMemoryTransport, SendResult
+
+
+def test_current_span_ids_are_recorded(make_client):
+    transport = InMemoryTransport()
+    client = make_client(transport=transport)
+    tracer = TracerProvider().get_tracer("test")
+    f = client.monitor(model="m")(lambda x: x)
+    with tracer.start_as_current_span("request") as span:
+        f(1)
+        ctx = span.get_span_context()
+    f(2)  # no active span: empty ids
+    assert client.flush(5)
+    traced, untraced = transport.records()
+    assert traced["trace_id"] == format(ctx.trace_id, "032x")
+    assert traced["span_id"] == format(ctx.span_id, "016x")
+    assert untraced["trace_id"] == "" and untraced["span_id"] == ""
+
+
+def test_prometheus_metrics_on_a_given_registry(make_client):
+    registry = CollectorRegistry()
+    transport = InMemoryTransport([SendResult(400)])
+    client = make_client(transport=transport, metrics_registry=registry)
+
+    @client.monitor(model="churn")
+    def f(x):
+        if x < 0:
+            raise ValueError("negative")
+        return x
+
+    for i in range(4):
+        f(i)
+    with pytest.raises(ValueError):
+        f(-1)
+    assert client.flush(5) is False  # the collector refused the batch
+    value = registry.get_sample_value
+    assert value("keelwatch_sdk_predictions_total", {"model": "churn"}) == 5
+    assert value("keelwatch_sdk_errors_total", {"model": "churn"}) == 1
+    assert value("keelwatch_sdk_prediction_latency_seconds_count", {"model": "churn"}) == 5
+    assert value("keelwatch_sdk_dropped_total", {"reason": "rejected"}) == 5
+    assert value("keelwatch_sdk_queue_depth") == 0
