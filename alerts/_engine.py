@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pyarrow as pa
+
 from keelwatch.detectors import DriftRun
 from keelwatch.store import Store
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import altair as alt
 import streamlit as st
+
 from keelwatch.dashboards import _data as data
 
 st.set_page_config(page_title="keelwatch", layout="wide")
