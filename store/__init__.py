@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from keelwatch.environ import KEELWATCH_CLICKHOUSE_URL, KEELWATCH_DATA, env_str
+from keelwatch import environ as _environ
 
 from ._base import Store, StoreError, StoreUnavailable, check_identifier, check_token
 from ._embedded import EmbeddedStore
@@ -37,12 +37,12 @@ def open_store(data: str | Path | None = None, clickhouse_url: str | None = None
     the embedded engine opens ``data`` (argument, then ``KEELWATCH_DATA``, then
     ``./keelwatch-data``).
     """
-    url = clickhouse_url or os.environ.get(KEELWATCH_CLICKHOUSE_URL, "").strip()
+    url = clickhouse_url or os.environ.get(_environ.KEELWATCH_CLICKHOUSE_URL, "").strip()
     store: Store
     if url:
         store = ClickHouseStore(url)
     else:
-        store = EmbeddedStore(data or env_str(KEELWATCH_DATA, DEFAULT_DATA_DIR))
+        store = EmbeddedStore(data or _environ.env_str(_environ.KEELWATCH_DATA, DEFAULT_DATA_DIR))
     try:
         migrate(store)
     except Exception:
