@@ -62,3 +62,44 @@ def test_demo_detects_the_injected_drift(tmp_path):
     assert "detected as injected" in result.stdout
     assert "Webhook received: model.retrain" in result.stdout
     assert "signature valid" in result.stdout
+
+
+def test_baseline_and_detect_commands_against_a_server(store, live_server, tmp_path, capsys):
+    import json
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from keelwatch.collector.server import ServerConfig, create_app, parse_predictions
+
+    rng = np.random.default_rng(0)
+    train = tmp_path / "train.csv"
+    pd.DataFrame({"x": rng.normal(0, 1, 2000), "c": rng.choice(["a", "b"], 2000)}).to_csv(
+        train, index=False
+    )
+    now = time.time()
+    records = [
+        {"prediction_id": str(i), "model": "m", "ts": now - 5, "features": {"x": x + 1, "c": "a"}}
+        for i, x in enumerate(rng.normal(0, 1, 1000).tolist())
+    ]
+    store.insert("predictions", parse_predictions({"records": records}, "default", now).table)
+    config = ServerConfig(data_dir=str(tmp_path), detect_interval_s=0)
+    with live_server(create_app(config, store=store)) as server:
+        url = ["--url", server.url]
+        assert main(["baseline", "add", str(train), "--model", "m", *url]) == 0
+        assert "baseline v1 for m: 2000 rows, 2 features" in capsys.readouterr().out
+        assert main(["baseline", "show", "--model", "m", *url]) == 0
+        shown = capsys.readouterr().out
+        assert "x" in shown and "numeric" in shown and "categorical" in shown
+        assert main(["baseline", "add", str(tmp_path / "nope.csv"), "--model", "m", *url]) == 2
+        assert "baseline file not found" in capsys.readouterr().err
+
+        assert main(["detect", "--model", "m", "--from", "-10m", "--json", *url]) == 0
+        run = json.loads(capsys.readouterr().out)
+        drifted = {r["feature"] for r in run["results"] if r["deciding"] and r["drifted"]}
+        assert run["n_current"] == 1000 and drifted == {"x", "c"}
+        assert main(["detect", "--model", "m", "--from", "-10m", *url]) == 0
+        assert "DRIFT" in capsys.readouterr().out
+        assert main(["detect", "--model", "unknown", *url]) == 1
+        assert "has no baseline" in capsys.readouterr().err

@@ -239,9 +239,20 @@ def _dashboard(args: argparse.Namespace) -> int:
     )
 
 
+def _join_relative_times(argv: list[str]) -> list[str]:
+    # argparse reads "-15m" after --from as an option; keep it as the flag's value.
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in ("--from", "--to") and _RELATIVE.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_join_relative_times(sys.argv[1:] if argv is None else argv))
     try:
         if args.command == "demo":
             from keelwatch._demo import run_demo
