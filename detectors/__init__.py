@@ -10,14 +10,27 @@ from ._baseline import (
     list_baselines,
     load_frame,
     register_baseline,
-    sturges_edges,
 )
-from ._drift import DEFAULT_THRESHOLDS, DriftConfig, DriftResult, DriftRun, run_drift, store_run
-from ._methods import chi_square, fill_zeros, jensen_shannon, psi
+from ._binning import doane_edges, sturges_edges
+from ._config import DEFAULT_THRESHOLDS, METHODS, P_VALUE_METHODS, DriftConfig, evidently_method
+from ._drift import DriftResult, DriftRun, run_drift, store_run
+from ._methods import (
+    chi_square,
+    fill_zeros,
+    hellinger,
+    jensen_shannon,
+    kl_divergence,
+    ks_p_value,
+    psi,
+    z_test,
+)
+from ._multiple import adjust_p_values
 from ._sql import Window
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
+    "METHODS",
+    "P_VALUE_METHODS",
     "Baseline",
     "BaselineError",
     "DriftConfig",
@@ -25,10 +38,16 @@ __all__ = [
     "DriftRun",
     "FeatureProfile",
     "Window",
+    "adjust_p_values",
     "chi_square",
+    "doane_edges",
+    "evidently_method",
     "fill_zeros",
     "get_baseline",
+    "hellinger",
     "jensen_shannon",
+    "kl_divergence",
+    "ks_p_value",
     "list_baselines",
     "load_frame",
     "psi",
@@ -36,4 +55,5 @@ __all__ = [
     "run_drift",
     "store_run",
     "sturges_edges",
+    "z_test",
 ]

@@ -1,9 +1,11 @@
 """Baselines: the reference data a model is compared against, and its stored profile.
 
-Registering a baseline copies its rows into the store (``baseline_rows``) once and computes the
-profile there in SQL: per numeric feature the count, nulls, min/max, mean, standard deviation
-(population, ddof=0), quantiles and Sturges bin edges with their counts; per categorical feature
-the category counts. Baselines are versioned per model and carry lineage (source, content hash,
+Registering a baseline copies its rows into the store once (``baseline_rows``, one map row per
+record, and ``baseline_values``, one row per finite numeric value so detectors read a feature
+without decoding every map) and computes the profile there in SQL: per numeric feature the
+count, nulls, min/max, mean, standard deviation (population, ddof=0), quantiles, a capped
+distinct count and Sturges bin edges with their counts; per categorical feature the category
+counts. Baselines are versioned per model and carry lineage (source, content hash,
 feature schema, who registered them and when).
 """
 
@@ -20,7 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
 from keelwatch.store import Store
+
+from ._binning import sturges_edges
 
 __all__ = [
     "Baseline",
@@ -56,6 +61,8 @@ class FeatureProfile:
     edges: tuple[float, ...] = ()
     counts: tuple[int, ...] = ()
     categories: dict[str, int] = field(default_factory=dict)
+    #: Distinct values (numeric), exact up to 20 and 21 above; 0 when not profiled.
+    distinct: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,21 +84,6 @@ class Baseline:
             if profile.name == name:
                 return profile
         raise KeyError(name)
-
-
-def sturges_edges(lo: float, hi: float, n: int) -> np.ndarray:
-    """Equal-width edges over ``[lo, hi]`` with Sturges' bin count, as ``np.histogram_bin_edges``.
-
-    Bin count ``ceil(ptp / (ptp / (log2(n) + 1)))``, i.e. ``ceil(log2(n) + 1)``; a constant
-    feature gets numpy's single bin ``[lo - 0.5, hi + 0.5]``.
-    """
-    if n <= 0:
-        raise ValueError("n must be positive")
-    if hi <= lo:
-        return np.array([lo - 0.5, hi + 0.5])
-    width = (hi - lo) / (np.log2(n) + 1.0)
-    bins = int(np.ceil((hi - lo) / width))
-    return np.linspace(lo, hi, bins + 1)
 
 
 def load_frame(source: Any) -> tuple[pd.DataFrame, str]:
@@ -168,41 +160,85 @@ def _rows_table(
     )
 
 
-def _numeric_profile(store: Store, baseline_id: str, name: str, total: int) -> FeatureProfile:
-    params = {"b": baseline_id, "f": name}
-    stats = store.query(
-        "SELECT count() AS n, min(x) AS lo, max(x) AS hi, avg(x) AS mean, stddevPop(x) AS std, "
-        f"quantilesExact({', '.join(map(str, QUANTILES))})(x) AS q "
-        "FROM (SELECT num[{f:String}] AS x FROM baseline_rows "
-        "WHERE baseline_id = {b:String} AND mapContains(num, {f:String}))",
-        params,
-    ).to_pylist()[0]
-    n = int(stats["n"])
-    if n == 0:
-        return FeatureProfile(name, "numeric", 0, total)
-    edges = sturges_edges(float(stats["lo"]), float(stats["hi"]), n)
-    counts = store.query(
-        "SELECT arrayCount(e -> e <= x, {inner:Array(Float64)}) AS bin, count() AS c "
-        "FROM (SELECT num[{f:String}] AS x FROM baseline_rows "
-        "WHERE baseline_id = {b:String} AND mapContains(num, {f:String})) GROUP BY bin",
-        {**params, "inner": [float(e) for e in edges[1:-1]]},
-    ).to_pylist()
-    hist = [0] * (len(edges) - 1)
-    for row in counts:
-        hist[int(row["bin"])] = int(row["c"])
-    return FeatureProfile(
-        name,
-        "numeric",
-        n,
-        total - n,
-        float(stats["lo"]),
-        float(stats["hi"]),
-        float(stats["mean"]),
-        float(stats["std"]),
-        tuple(float(q) for q in stats["q"]),
-        tuple(float(e) for e in edges),
-        tuple(hist),
+def _values_table(baseline_id: str, frame: pd.DataFrame, numeric: list[str]) -> pa.Table:
+    """Numeric values in long form (one row per finite value) for ``baseline_values``."""
+    values = frame[numeric].to_numpy(dtype=float, na_value=np.nan)
+    valid = np.isfinite(values)
+    rows, cols = np.nonzero(valid.T)  # feature-major, so each feature's values are contiguous
+    return pa.table(
+        {
+            "baseline_id": pa.DictionaryArray.from_arrays(
+                np.zeros(rows.size, dtype=np.int32), pa.array([baseline_id])
+            ),
+            "feature": pa.DictionaryArray.from_arrays(
+                rows.astype(np.int32), pa.array(numeric, pa.string())
+            ),
+            "row": pa.array(cols.astype(np.uint64)),
+            "value": pa.array(values.T[valid.T]),
+        }
     )
+
+
+def _numeric_profiles(
+    store: Store, baseline_id: str, names: list[str], total: int
+) -> dict[str, FeatureProfile]:
+    if not names:
+        return {}
+    params = {"b": baseline_id, "names": json.dumps(names)}
+    source = (
+        "SELECT feature, value AS x FROM baseline_values WHERE baseline_id = {b:String} "
+        "AND has(JSONExtract({names:String}, 'Array(String)'), feature)"
+    )
+    stats = {
+        str(r["feature"]): r
+        for r in store.query(
+            "SELECT feature, count() AS n, min(x) AS lo, max(x) AS hi, avg(x) AS mean, "
+            "stddevPop(x) AS std, uniqUpTo(20)(x) AS u, "
+            f"quantilesExact({', '.join(map(str, QUANTILES))})(x) AS q "
+            f"FROM ({source}) GROUP BY feature",
+            params,
+        ).to_pylist()
+    }
+    edges = {
+        name: sturges_edges(float(r["lo"]), float(r["hi"]), int(r["n"]))
+        for name, r in stats.items()
+    }
+    counts: dict[str, list[int]] = {name: [0] * (len(e) - 1) for name, e in edges.items()}
+    if edges:
+        order = list(edges)
+        for row in store.query(
+            "SELECT feature, b, count() AS c FROM (SELECT feature, "
+            "arrayCount(t -> t <= x, {edges:Array(Array(Float64))}"
+            "[indexOf(JSONExtract({order:String}, 'Array(String)'), feature)]) AS b "
+            f"FROM ({source})) GROUP BY feature, b",
+            {
+                **params,
+                "order": json.dumps(order),
+                "edges": [[float(e) for e in edges[n][1:-1]] for n in order],
+            },
+        ).to_pylist():
+            counts[str(row["feature"])][int(row["b"])] = int(row["c"])
+    out = {}
+    for name in names:
+        r = stats.get(name)
+        if r is None:
+            out[name] = FeatureProfile(name, "numeric", 0, total)
+            continue
+        out[name] = FeatureProfile(
+            name,
+            "numeric",
+            int(r["n"]),
+            total - int(r["n"]),
+            float(r["lo"]),
+            float(r["hi"]),
+            float(r["mean"]),
+            float(r["std"]),
+            tuple(float(q) for q in r["q"]),
+            tuple(float(e) for e in edges[name]),
+            tuple(counts[name]),
+            distinct=int(r["u"]),
+        )
+    return out
 
 
 def _categorical_profile(store: Store, baseline_id: str, name: str, total: int) -> FeatureProfile:
@@ -231,9 +267,12 @@ def register_baseline(
     ).hexdigest()
     baseline_id = uuid.uuid4().hex
     store.insert("baseline_rows", _rows_table(baseline_id, frame, numeric, categorical))
+    if numeric:
+        store.insert("baseline_values", _values_table(baseline_id, frame, numeric))
     total = len(frame)
+    profiles = _numeric_profiles(store, baseline_id, numeric, total)
     features = tuple(
-        [_numeric_profile(store, baseline_id, name, total) for name in numeric]
+        [profiles[name] for name in numeric]
         + [_categorical_profile(store, baseline_id, name, total) for name in categorical]
     )
     previous = store.query(

@@ -1,62 +1,58 @@
 """Per-feature drift of a window of predictions against a model's baseline.
 
-Default methods behave at production sample sizes, where p-value tests flag every feature: the
-deciding method is a distance with a fixed threshold (normed Wasserstein for numeric features,
-Jensen-Shannon for categorical ones, both >= 0.1 as in Evidently). PSI and chi-square are computed
-alongside and stored with their own thresholds. Bins for PSI are the baseline's Sturges bins.
+One run computes, for every baseline feature, the configured methods (``_config``) from a few
+aggregate queries: exact ECDF distances for Wasserstein and Kolmogorov-Smirnov (``_ecdf``),
+counts over shared bins for the binned methods (``_counts``), category counts for categorical
+features. Then each feature's deciding method is compared with its threshold, the deciding
+p-values are corrected for multiple testing if asked, and the share of drifted features gives
+the dataset-level verdict.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
+
 from keelwatch.store import Store
 
 from ._baseline import Baseline, FeatureProfile
-from ._methods import chi_square, jensen_shannon, psi
-from ._sql import Window, bin_counts, category_counts, wasserstein, window_count
+from ._config import (
+    DEFAULT_THRESHOLDS,
+    NUMERIC_ONLY,
+    P_VALUE_METHODS,
+    DriftConfig,
+    evidently_method,
+)
+from ._counts import Pairs, numeric_pairs
+from ._ecdf import EcdfDistances, ecdf_distances
+from ._methods import chi_square, hellinger, jensen_shannon, kl_divergence, ks_p_value, psi, z_test
+from ._multiple import adjust_p_values
+from ._sql import (
+    CURRENT_NUM,
+    REFERENCE_NUM,
+    Window,
+    category_counts,
+    distinct_counts,
+    source_params,
+    window_count,
+)
 
 __all__ = ["DEFAULT_THRESHOLDS", "DriftConfig", "DriftResult", "DriftRun", "run_drift", "store_run"]
-
-NUMERIC_METHODS = ("wasserstein", "psi")
-CATEGORICAL_METHODS = ("jensen_shannon", "chi_square")
-#: Score thresholds (drift when score >= threshold) and p-value alphas (drift when p < alpha).
-DEFAULT_THRESHOLDS = {"wasserstein": 0.1, "psi": 0.1, "jensen_shannon": 0.1, "chi_square": 0.05}
-P_VALUE_METHODS = frozenset({"chi_square"})
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    """Which methods run per feature kind (the first decides), their thresholds, and the
-    dataset-level rule (drift when the share of drifted features >= ``drift_share``)."""
-
-    numeric_methods: tuple[str, ...] = NUMERIC_METHODS
-    categorical_methods: tuple[str, ...] = CATEGORICAL_METHODS
-    thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
-    drift_share: float = 0.5
-    min_samples: int = 30
-
-    def __post_init__(self) -> None:
-        for method in (*self.numeric_methods, *self.categorical_methods):
-            if method not in DEFAULT_THRESHOLDS:
-                raise ValueError(f"unknown drift method: {method!r}")
-        if not self.numeric_methods or not self.categorical_methods:
-            raise ValueError("each feature kind needs at least one drift method")
-        if not 0.0 < self.drift_share <= 1.0:
-            raise ValueError(f"drift_share must be in (0, 1], got {self.drift_share}")
-
-    def threshold(self, method: str) -> float:
-        return self.thresholds.get(method, DEFAULT_THRESHOLDS[method])
 
 
 @dataclass(frozen=True)
 class DriftResult:
-    """One feature, one method, one window."""
+    """One feature, one method, one window.
+
+    ``score`` is the distance, or the test statistic of a p-value method (KS ``D``, chi-square,
+    Z); ``p_adjusted`` is the p-value after the run's multiple-testing correction.
+    """
 
     feature: str
     kind: str
@@ -68,6 +64,7 @@ class DriftResult:
     n_reference: int
     n_current: int
     deciding: bool
+    p_adjusted: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +77,7 @@ class DriftRun:
     baseline_id: str
     n_current: int
     results: tuple[DriftResult, ...]
+    drift_share_threshold: float = 0.5
 
     @property
     def deciding(self) -> tuple[DriftResult, ...]:
@@ -94,8 +92,19 @@ class DriftRun:
         decided = self.deciding
         return len(self.drifted_features) / len(decided) if decided else 0.0
 
+    @property
+    def dataset_drift(self) -> bool:
+        """Whether the share of drifted features reaches the configured ``drift_share``."""
+        return bool(self.deciding) and self.drift_share >= self.drift_share_threshold
 
-def _result(
+    def result(self, feature: str, method: str) -> DriftResult:
+        for r in self.results:
+            if r.feature == feature and r.method == method:
+                return r
+        raise KeyError((feature, method))
+
+
+def _decide(
     profile: FeatureProfile,
     method: str,
     score: float,
@@ -105,7 +114,7 @@ def _result(
     config: DriftConfig,
     deciding: bool,
 ) -> DriftResult:
-    threshold = config.threshold(method)
+    threshold = config.threshold(method, profile.name)
     if n_cur < config.min_samples or math.isnan(score):
         drifted = False
     elif method in P_VALUE_METHODS:
@@ -126,54 +135,126 @@ def _result(
     )
 
 
-def _numeric(
-    store: Store, window: Window, baseline: Baseline, profile: FeatureProfile, config: DriftConfig
+def _binned_score(
+    method: str, ref: np.ndarray, cur: np.ndarray, config: DriftConfig
+) -> tuple[float, float | None]:
+    if method == "psi":
+        return psi(ref, cur), None
+    if method == "kl_div":
+        return kl_divergence(ref, cur), None
+    if method == "jensen_shannon":
+        return jensen_shannon(ref, cur, 2.0 if config.compat == "nannyml" else None), None
+    if method == "hellinger":
+        return hellinger(ref, cur), None
+    if method == "chi_square":
+        return chi_square(ref, cur)
+    if method == "z_test":
+        # First sorted category (or value, or bin) is coded 0, as Evidently does.
+        return z_test(int(ref[0]), int(ref.sum()), int(cur[0]), int(cur.sum()))
+    raise ValueError(f"{method} is not a binned method")
+
+
+def _methods_per_feature(
+    store: Store,
+    window: Window,
+    baseline: Baseline,
+    config: DriftConfig,
+    numeric: Sequence[FeatureProfile],
+    current_cats: dict[str, dict[str, int]],
+) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    if config.selection == "fixed":
+        for p in numeric:
+            out[p.name] = config.numeric_methods
+        for name in current_cats:
+            out[name] = config.categorical_methods
+        return out
+    names = [p.name for p in numeric]
+    distinct = (
+        distinct_counts(
+            store,
+            (REFERENCE_NUM, CURRENT_NUM),
+            source_params(window, baseline.baseline_id, names),
+            6,
+        )
+        if names
+        else {}
+    )
+    for p in numeric:
+        first = evidently_method("numeric", p.count, distinct.get(p.name, 0))
+        out[p.name] = (first, *[m for m in config.numeric_methods if m != first])
+    for name, counts in current_cats.items():
+        union = set(baseline.feature(name).categories) | set(counts)
+        first = evidently_method("categorical", baseline.feature(name).count, len(union))
+        rest = [m for m in config.categorical_methods if m != first]
+        out[name] = (first, *rest)
+    return out
+
+
+def _numeric_results(
+    p: FeatureProfile,
+    methods: tuple[str, ...],
+    ecdf: EcdfDistances | None,
+    binned: Pairs,
+    hell: Pairs,
+    config: DriftConfig,
 ) -> list[DriftResult]:
     results = []
-    edges = np.asarray(profile.edges)
-    for i, method in enumerate(config.numeric_methods):
-        if method == "wasserstein":
-            distance, n_ref, n_cur = wasserstein(store, window, profile.name, baseline.baseline_id)
-            score = distance / max(profile.std or 0.0, 0.001)
-            results.append(_result(profile, method, score, None, n_ref, n_cur, config, i == 0))
+    for i, method in enumerate(methods):
+        if method in NUMERIC_ONLY:
+            if ecdf is None:
+                continue
+            if method == "wasserstein":
+                score, p_value = ecdf.wasserstein / max(p.std or 0.0, 0.001), None
+            else:
+                score, p_value = ks_p_value(
+                    ecdf.ks_ref_below, ecdf.n_ref, ecdf.ks_cur_below, ecdf.n_cur, config.ks_method
+                )
+            results.append(
+                _decide(p, method, score, p_value, ecdf.n_ref, ecdf.n_cur, config, i == 0)
+            )
             continue
-        current = bin_counts(store, window, profile.name, edges)
-        reference = np.asarray(profile.counts, dtype=float)
-        n_cur = int(current.sum())
-        if method == "psi":
-            score, p_value = psi(reference, current), None
-        elif method == "jensen_shannon":
-            score, p_value = jensen_shannon(reference, current), None
-        else:
-            score, p_value = chi_square(reference, current)
+        pairs = hell if method == "hellinger" and config.compat == "evidently" else binned
+        if p.name not in pairs:
+            continue
+        ref, cur = pairs[p.name]
+        score, p_value = _binned_score(method, ref, cur, config)
         results.append(
-            _result(profile, method, score, p_value, profile.count, n_cur, config, i == 0)
+            _decide(p, method, score, p_value, int(ref.sum()), int(cur.sum()), config, i == 0)
         )
     return results
 
 
-def _categorical(
-    store: Store, window: Window, profile: FeatureProfile, config: DriftConfig
+def _categorical_results(
+    p: FeatureProfile, methods: tuple[str, ...], current: dict[str, int], config: DriftConfig
 ) -> list[DriftResult]:
-    current = category_counts(store, window, profile.name)
-    keys = sorted(set(profile.categories) | set(current))
-    ref = np.array([profile.categories.get(k, 0) for k in keys], dtype=float)
+    keys = sorted(set(p.categories) | set(current))
+    ref = np.array([p.categories.get(k, 0) for k in keys], dtype=float)
     cur = np.array([current.get(k, 0) for k in keys], dtype=float)
-    n_cur = int(cur.sum())
     results = []
-    for i, method in enumerate(config.categorical_methods):
-        if method == "chi_square":
-            score, p_value = chi_square(ref, cur)
-        elif method == "jensen_shannon":
-            score, p_value = jensen_shannon(ref, cur), None
-        elif method == "psi":
-            score, p_value = psi(ref, cur), None
-        else:
-            raise ValueError(f"{method} does not apply to categorical features")
-        results.append(
-            _result(profile, method, score, p_value, profile.count, n_cur, config, i == 0)
-        )
+    for i, method in enumerate(methods):
+        score, p_value = _binned_score(method, ref, cur, config)
+        results.append(_decide(p, method, score, p_value, p.count, int(cur.sum()), config, i == 0))
     return results
+
+
+def _correct(results: list[DriftResult], config: DriftConfig) -> list[DriftResult]:
+    tested = [
+        i
+        for i, r in enumerate(results)
+        if r.deciding
+        and r.method in P_VALUE_METHODS
+        and r.p_value is not None
+        and not math.isnan(r.p_value)
+        and r.n_current >= config.min_samples
+    ]
+    if not tested:
+        return results
+    adjusted = adjust_p_values(np.array([results[i].p_value for i in tested]), config.correction)
+    out = list(results)
+    for i, q in zip(tested, adjusted, strict=True):
+        out[i] = replace(out[i], p_adjusted=float(q), drifted=bool(q < out[i].threshold))
+    return out
 
 
 def run_drift(
@@ -181,14 +262,26 @@ def run_drift(
 ) -> DriftRun:
     """Compute every configured method for every baseline feature over ``window``."""
     config = config or DriftConfig()
+    numeric = [p for p in baseline.features if p.kind == "numeric" and p.count > 0]
+    categorical = [p for p in baseline.features if p.kind == "categorical" and p.count > 0]
+    current_cats = category_counts(store, window, [p.name for p in categorical])
+    methods = _methods_per_feature(store, window, baseline, config, numeric, current_cats)
+    wanted = {m for p in numeric for m in methods[p.name]}
+    ecdf_names = [p.name for p in numeric if NUMERIC_ONLY & set(methods[p.name])]
+    ecdf = ecdf_distances(store, window, baseline.baseline_id, ecdf_names, config.group)
+    binned_names = [p.name for p in numeric if set(methods[p.name]) - NUMERIC_ONLY]
+    binned = numeric_pairs(store, window, baseline, binned_names, config.compat)
+    hell: Pairs = {}
+    if "hellinger" in wanted and config.compat == "evidently":
+        hell_names = [p.name for p in numeric if "hellinger" in methods[p.name]]
+        hell = numeric_pairs(store, window, baseline, hell_names, "evidently", hellinger=True)
     results: list[DriftResult] = []
-    for profile in baseline.features:
-        if profile.count == 0:
-            continue
-        if profile.kind == "numeric":
-            results.extend(_numeric(store, window, baseline, profile, config))
-        else:
-            results.extend(_categorical(store, window, profile, config))
+    for p in numeric:
+        results.extend(_numeric_results(p, methods[p.name], ecdf.get(p.name), binned, hell, config))
+    for p in categorical:
+        results.extend(_categorical_results(p, methods[p.name], current_cats[p.name], config))
+    if config.correction != "none":
+        results = _correct(results, config)
     return DriftRun(
         uuid.uuid4().hex,
         window.model,
@@ -196,6 +289,7 @@ def run_drift(
         baseline.baseline_id,
         window_count(store, window),
         tuple(results),
+        config.drift_share,
     )
 
 

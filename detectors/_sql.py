@@ -1,25 +1,32 @@
-"""The SQL that aggregates a feature's values in the store, for the current window and baseline.
+"""The SQL that aggregates feature values in the store, for a window and for a baseline.
 
-Values of the current window come from ``predictions`` (a model, a time window, optionally a
-version and a deployment slot); reference values from ``baseline_rows``. Only counts and a few
-sums leave the engine.
+Current values come from ``predictions`` (a model, a time window, optionally a version and a
+deployment slot), reference values from ``baseline_values`` (numeric, one row per value) or the
+baseline profile (categorical counts). Every query handles many features in one pass (``ARRAY
+JOIN`` over the feature map, ``GROUP BY`` feature); only counts and a few sums leave the engine.
+Non-finite values are dropped, as Evidently drops NaN and ±inf before every test.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+
 from keelwatch.store import Store
 
 __all__ = [
+    "NumericSummary",
     "Window",
-    "bin_counts",
     "category_counts",
-    "numeric_summary",
-    "wasserstein",
+    "distinct_counts",
+    "histograms",
+    "numeric_summaries",
+    "value_counts",
     "window_count",
 ]
 
@@ -46,84 +53,157 @@ class Window:
         }
 
 
-_CURRENT = (
-    "SELECT {col} FROM predictions WHERE project = {{p:String}} AND model = {{m:String}} "
-    "AND ts >= fromUnixTimestamp64Micro(toInt64({{t0:Float64}} * 1e6), 'UTC') "
-    "AND ts < fromUnixTimestamp64Micro(toInt64({{t1:Float64}} * 1e6), 'UTC') "
-    "AND ({{ver:String}} = '' OR version = {{ver:String}}) "
-    "AND ({{slot:String}} = '' OR slot = {{slot:String}})"
+WHERE_WINDOW = (
+    "project = {p:String} AND model = {m:String} "
+    "AND ts >= fromUnixTimestamp64Micro(toInt64({t0:Float64} * 1e6), 'UTC') "
+    "AND ts < fromUnixTimestamp64Micro(toInt64({t1:Float64} * 1e6), 'UTC') "
+    "AND ({ver:String} = '' OR version = {ver:String}) "
+    "AND ({slot:String} = '' OR slot = {slot:String})"
 )
-_NUM_CUR = _CURRENT.format(col="num[{f:String}] AS x") + " AND mapContains(num, {f:String})"
-_CAT_CUR = _CURRENT.format(col="cat[{f:String}] AS x") + " AND mapContains(cat, {f:String})"
-_NUM_REF = (
-    "SELECT num[{f:String}] AS x FROM baseline_rows "
-    "WHERE baseline_id = {b:String} AND mapContains(num, {f:String})"
+_NAMES = "JSONExtract({names:String}, 'Array(String)')"
+#: ``(feature, x)`` rows of the window's numeric features named in ``{names}``.
+CURRENT_NUM = (
+    "SELECT k AS feature, v AS x FROM predictions "
+    "ARRAY JOIN mapKeys(num) AS k, mapValues(num) AS v "
+    f"WHERE {WHERE_WINDOW} AND has({_NAMES}, k) AND isFinite(v)"
 )
-_CAT_REF = (
-    "SELECT cat[{f:String}] AS x FROM baseline_rows "
-    "WHERE baseline_id = {b:String} AND mapContains(cat, {f:String})"
+#: ``(feature, x)`` rows of the baseline's numeric features named in ``{names}``.
+REFERENCE_NUM = (
+    "SELECT feature, value AS x FROM baseline_values "
+    f"WHERE baseline_id = {{b:String}} AND has({_NAMES}, feature) AND isFinite(value)"
 )
+_CURRENT_CAT = (
+    "SELECT k AS feature, v AS x FROM predictions "
+    "ARRAY JOIN mapKeys(cat) AS k, mapValues(cat) AS v "
+    f"WHERE {WHERE_WINDOW} AND has({_NAMES}, k)"
+)
+
+
+def names_param(names: Sequence[str]) -> str:
+    """Feature names as one bound string parameter (JSON; decoded in SQL)."""
+    return json.dumps(list(names))
+
+
+def source_params(window: Window, baseline_id: str, names: Sequence[str]) -> dict[str, Any]:
+    return {**window.params(), "b": baseline_id, "names": names_param(names)}
 
 
 def window_count(store: Store, window: Window) -> int:
     """Predictions in the window."""
-    rows = store.query(_CURRENT.format(col="count() AS n"), window.params()).to_pylist()
+    rows = store.query(
+        f"SELECT count() AS n FROM predictions WHERE {WHERE_WINDOW}", window.params()
+    ).to_pylist()
     return int(rows[0]["n"])
 
 
-def numeric_summary(store: Store, window: Window, feature: str) -> tuple[int, float, float]:
-    """Count, min and max of a numeric feature in the window."""
-    row = store.query(
-        f"SELECT count() AS n, min(x) AS lo, max(x) AS hi FROM ({_NUM_CUR})",
-        {**window.params(), "f": feature},
-    ).to_pylist()[0]
-    return int(row["n"]), float(row["lo"] or 0.0), float(row["hi"] or 0.0)
+@dataclass(frozen=True)
+class NumericSummary:
+    """Count, range, moments and a capped distinct count of one numeric feature on one side."""
+
+    count: int
+    min: float
+    max: float
+    mean: float
+    std: float
+    skew: float
+    distinct: int  # exact up to ``distinct_cap``, ``distinct_cap + 1`` above
 
 
-def bin_counts(store: Store, window: Window, feature: str, edges: np.ndarray) -> np.ndarray:
-    """Counts of the window's values in ``edges``' bins (half-open, the last closed; values
-    outside the edges fall in the first or last bin)."""
+def numeric_summaries(
+    store: Store, source: str, params: Mapping[str, Any], distinct_cap: int = 20
+) -> dict[str, NumericSummary]:
+    """Per-feature summaries of ``source`` (``CURRENT_NUM`` or ``REFERENCE_NUM``)."""
     rows = store.query(
-        f"SELECT arrayCount(e -> e <= x, {{inner:Array(Float64)}}) AS bin, count() AS c "
-        f"FROM ({_NUM_CUR}) GROUP BY bin",
-        {**window.params(), "f": feature, "inner": [float(e) for e in edges[1:-1]]},
-    ).to_pylist()
-    counts = np.zeros(len(edges) - 1, dtype=np.int64)
-    for row in rows:
-        counts[int(row["bin"])] = int(row["c"])
-    return counts
-
-
-def category_counts(store: Store, window: Window, feature: str) -> dict[str, int]:
-    """Counts of each category of a categorical feature in the window."""
-    rows = store.query(
-        f"SELECT x, count() AS c FROM ({_CAT_CUR}) GROUP BY x", {**window.params(), "f": feature}
-    ).to_pylist()
-    return {str(r["x"]): int(r["c"]) for r in rows}
-
-
-def wasserstein(
-    store: Store, window: Window, feature: str, baseline_id: str
-) -> tuple[float, int, int]:
-    """Exact first Wasserstein distance between the baseline's and the window's values.
-
-    ``W1 = Σ_i |F_ref(x_i) − F_cur(x_i)| · (x_{i+1} − x_i)`` over the sorted union of values,
-    with both empirical CDFs built by window sums in one query. Returns (W1, n_ref, n_cur).
-    """
-    params = {**window.params(), "f": feature, "b": baseline_id}
-    row = store.query(
-        "SELECT sum(abs(cr / nr - cc / nc) * dx) AS w, any(nr) AS n_ref, any(nc) AS n_cur FROM ("
-        " SELECT x, sum(r) OVER w AS cr, sum(c) OVER w AS cc,"
-        "  sum(r) OVER () AS nr, sum(c) OVER () AS nc,"
-        "  leadInFrame(x) OVER (ORDER BY x ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) - x AS dx"
-        " FROM (SELECT x, sum(r) AS r, sum(c) AS c FROM ("
-        f"  SELECT x, 1 AS r, 0 AS c FROM ({_NUM_REF}) UNION ALL SELECT x, 0, 1 FROM ({_NUM_CUR})"
-        " ) GROUP BY x)"
-        " WINDOW w AS (ORDER BY x ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-        ")",
+        "SELECT feature, count() AS n, min(x) AS lo, max(x) AS hi, avg(x) AS mean, "
+        f"stddevPop(x) AS std, skewPop(x) AS skew, uniqUpTo({int(distinct_cap)})(x) AS u "
+        f"FROM ({source}) GROUP BY feature",
         params,
-    ).to_pylist()[0]
-    n_ref, n_cur = int(row["n_ref"] or 0), int(row["n_cur"] or 0)
-    if n_ref == 0 or n_cur == 0:
-        return float("nan"), n_ref, n_cur
-    return float(row["w"]), n_ref, n_cur
+    ).to_pylist()
+    return {
+        str(r["feature"]): NumericSummary(
+            int(r["n"]),
+            float(r["lo"]),
+            float(r["hi"]),
+            float(r["mean"]),
+            float(r["std"]),
+            float(r["skew"]) if r["skew"] == r["skew"] else 0.0,
+            int(r["u"]),
+        )
+        for r in rows
+    }
+
+
+def distinct_counts(
+    store: Store, sources: Sequence[str], params: Mapping[str, Any], cap: int | None = None
+) -> dict[str, int]:
+    """Distinct values per feature over the union of ``sources`` (exact, or up to ``cap``)."""
+    union = " UNION ALL ".join(f"SELECT feature, x FROM ({s})" for s in sources)
+    counter = "uniqExact(x)" if cap is None else f"uniqUpTo({int(cap)})(x)"
+    rows = store.query(
+        f"SELECT feature, {counter} AS u FROM ({union}) GROUP BY feature", params
+    ).to_pylist()
+    return {str(r["feature"]): int(r["u"]) for r in rows}
+
+
+def histograms(
+    store: Store, source: str, params: Mapping[str, Any], edges: Mapping[str, np.ndarray]
+) -> dict[str, tuple[np.ndarray, int, int]]:
+    """Counts per bin of each feature's ``edges``, and the counts below and above them.
+
+    Bins are half-open ``[e_i, e_{i+1})`` with the last one closed, exactly as ``np.histogram``
+    with explicit edges assigns values (IEEE comparisons on the same doubles).
+    """
+    names = list(edges)
+    if not names:
+        return {}
+    arrays = [[float(e) for e in edges[name]] for name in names]
+    rows = store.query(
+        "SELECT feature, b, count() AS c FROM ("
+        f" SELECT feature, x, {{edges:Array(Array(Float64))}}[indexOf({_NAMES}, feature)] AS e,"
+        "  multiIf(x < e[1], -1, x > e[-1], -2, toInt64(arrayCount(t -> t <= x,"
+        "   arraySlice(e, 2, length(e) - 2)))) AS b"
+        f" FROM ({source})"
+        ") GROUP BY feature, b",
+        {**params, "names": names_param(names), "edges": arrays},
+    ).to_pylist()
+    out = {name: (np.zeros(len(edges[name]) - 1, dtype=np.int64), 0, 0) for name in names}
+    for row in rows:
+        counts, below, above = out[str(row["feature"])]
+        b, c = int(row["b"]), int(row["c"])
+        if b == -1:
+            below += c
+        elif b == -2:
+            above += c
+        else:
+            counts[b] += c
+        out[str(row["feature"])] = (counts, below, above)
+    return out
+
+
+def value_counts(
+    store: Store, source: str, params: Mapping[str, Any]
+) -> dict[str, dict[float, int]]:
+    """Counts of each distinct value per feature of a numeric ``source`` (few-valued features)."""
+    rows = store.query(
+        f"SELECT feature, x, count() AS c FROM ({source}) GROUP BY feature, x", params
+    ).to_pylist()
+    out: dict[str, dict[float, int]] = {}
+    for row in rows:
+        out.setdefault(str(row["feature"]), {})[float(row["x"])] = int(row["c"])
+    return out
+
+
+def category_counts(
+    store: Store, window: Window, names: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """Counts of each category of the window's categorical ``names``."""
+    if not names:
+        return {}
+    rows = store.query(
+        f"SELECT feature, x, count() AS c FROM ({_CURRENT_CAT}) GROUP BY feature, x",
+        {**window.params(), "names": names_param(names)},
+    ).to_pylist()
+    out: dict[str, dict[str, int]] = {name: {} for name in names}
+    for row in rows:
+        out[str(row["feature"])][str(row["x"])] = int(row["c"])
+    return out

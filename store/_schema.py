@@ -148,6 +148,7 @@ _BASELINE_VALUES = """
 CREATE TABLE IF NOT EXISTS baseline_values (
     baseline_id String,
     feature LowCardinality(String),
+    row UInt64,
     value Float64
 ) ENGINE = MergeTree
 ORDER BY (baseline_id, feature)
@@ -156,9 +157,23 @@ ORDER BY (baseline_id, feature)
 # Numeric baseline values one per row, so a detector reads one feature's values without decoding
 # every row's map; baselines registered before this migration are copied over once.
 _BASELINE_VALUES_BACKFILL = """
-INSERT INTO baseline_values (baseline_id, feature, value)
-SELECT baseline_id, k, v FROM baseline_rows ARRAY JOIN mapKeys(num) AS k, mapValues(num) AS v
+INSERT INTO baseline_values (baseline_id, feature, row, value)
+SELECT baseline_id, k, row, v FROM baseline_rows ARRAY JOIN mapKeys(num) AS k, mapValues(num) AS v
 WHERE isFinite(v) AND baseline_id NOT IN (SELECT DISTINCT baseline_id FROM baseline_values)
+"""
+
+_API_KEYS = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id String,
+    project LowCardinality(String),
+    role LowCardinality(String),
+    key_hash String,
+    name String,
+    created_at DateTime64(3, 'UTC'),
+    revoked_at Nullable(DateTime64(3, 'UTC')),
+    updated_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY key_id
 """
 
 _MIGRATIONS_TABLE = """
@@ -181,6 +196,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "numeric baseline values in long form",
         (_BASELINE_VALUES, _BASELINE_VALUES_BACKFILL),
     ),
+    Migration(3, "api keys, hashed, per project and role", (_API_KEYS,)),
+    # Append new migrations here with the next version number; never renumber or edit one
+    # that has shipped (stores remember applied versions in schema_migrations).
 )
 
 

@@ -1,0 +1,152 @@
+"""Reference and current counts over shared bins, for every numeric feature at once.
+
+Each convention (see ``_binning``) needs a few one-pass queries over all features of a run, never
+one per feature; the results are aligned count vectors ready for ``_methods``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from keelwatch.store import Store
+
+from ._baseline import Baseline
+from ._binning import doane_edges, sturges_edges
+from ._sql import (
+    CURRENT_NUM,
+    REFERENCE_NUM,
+    NumericSummary,
+    Window,
+    distinct_counts,
+    histograms,
+    names_param,
+    numeric_summaries,
+    source_params,
+    value_counts,
+)
+
+__all__ = ["COMPATS", "Pairs", "numeric_pairs"]
+
+COMPATS = ("keelwatch", "evidently", "nannyml")
+#: Per feature: (reference counts, current counts), aligned.
+Pairs = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _keelwatch(store: Store, window: Window, baseline: Baseline, names: Sequence[str]) -> Pairs:
+    params = source_params(window, baseline.baseline_id, names)
+    edges = {n: np.asarray(baseline.feature(n).edges) for n in names}
+    out: Pairs = {}
+    for name, (counts, below, above) in histograms(store, CURRENT_NUM, params, edges).items():
+        counts = counts.copy()
+        counts[0] += below
+        counts[-1] += above
+        out[name] = (np.asarray(baseline.feature(name).counts, dtype=float), counts.astype(float))
+    return out
+
+
+def _per_value(store: Store, params: dict[str, object], names: Sequence[str]) -> Pairs:
+    if not names:
+        return {}
+    sub = {**params, "names": names_param(names)}
+    ref = value_counts(store, REFERENCE_NUM, sub)
+    cur = value_counts(store, CURRENT_NUM, sub)
+    out: Pairs = {}
+    for name in names:
+        r, c = ref.get(name, {}), cur.get(name, {})
+        keys = sorted(set(r) | set(c))
+        out[name] = (
+            np.array([r.get(k, 0) for k in keys], dtype=float),
+            np.array([c.get(k, 0) for k in keys], dtype=float),
+        )
+    return out
+
+
+def _both_sides(
+    store: Store, params: dict[str, object], edges: dict[str, np.ndarray]
+) -> dict[str, tuple[tuple[np.ndarray, int, int], tuple[np.ndarray, int, int]]]:
+    if not edges:
+        return {}
+    sub = {**params, "names": names_param(list(edges))}
+    ref = histograms(store, REFERENCE_NUM, sub, edges)
+    cur = histograms(store, CURRENT_NUM, sub, edges)
+    return {name: (ref[name], cur[name]) for name in edges}
+
+
+def _summaries(store: Store, params: dict[str, object], source: str) -> dict[str, NumericSummary]:
+    return numeric_summaries(store, source, params)
+
+
+def _evidently(
+    store: Store, window: Window, baseline: Baseline, names: Sequence[str], hellinger: bool
+) -> Pairs:
+    params = source_params(window, baseline.baseline_id, names)
+    cur = _summaries(store, params, CURRENT_NUM)
+    names = [n for n in names if n in cur]
+    if hellinger:
+        # Sturges over the distinct values of both sides, whatever their number.
+        distinct = distinct_counts(store, (REFERENCE_NUM, CURRENT_NUM), params)
+        edges = {}
+        for n in names:
+            p = baseline.feature(n)
+            lo, hi = min(p.min or 0.0, cur[n].min), max(p.max or 0.0, cur[n].max)
+            edges[n] = sturges_edges(lo, hi, distinct[n])
+        return {
+            n: (r[0].astype(float), c[0].astype(float))
+            for n, (r, c) in _both_sides(store, params, edges).items()
+        }
+    ref_distinct = {n: baseline.feature(n).distinct for n in names}
+    if any(d == 0 for d in ref_distinct.values()):  # profile from before distinct counts
+        ref = _summaries(store, params, REFERENCE_NUM)
+        ref_distinct = {n: ref[n].distinct for n in names}
+    many = [n for n in names if ref_distinct[n] > 20]
+    edges = {}
+    for n in many:
+        p = baseline.feature(n)
+        lo, hi = min(p.min or 0.0, cur[n].min), max(p.max or 0.0, cur[n].max)
+        edges[n] = sturges_edges(lo, hi, p.count + cur[n].count)
+    out: Pairs = {
+        n: (r[0].astype(float), c[0].astype(float))
+        for n, (r, c) in _both_sides(store, params, edges).items()
+    }
+    out.update(_per_value(store, params, [n for n in names if n not in edges]))
+    return out
+
+
+def _nannyml(store: Store, window: Window, baseline: Baseline, names: Sequence[str]) -> Pairs:
+    params = source_params(window, baseline.baseline_id, names)
+    ref = _summaries(store, params, REFERENCE_NUM)
+    edges = {
+        n: doane_edges(s.min, s.max, s.count, s.std, s.skew) for n, s in ref.items() if s.count
+    }
+    out: Pairs = {}
+    for n, (r, c) in _both_sides(store, params, edges).items():
+        ref_counts = np.append(r[0], 0).astype(float)
+        cur_counts = np.append(c[0], c[1] + c[2]).astype(float)
+        if c[0].sum() + c[1] + c[2] > 0:
+            out[n] = (ref_counts, cur_counts)
+    return out
+
+
+def numeric_pairs(
+    store: Store,
+    window: Window,
+    baseline: Baseline,
+    names: Sequence[str],
+    compat: str,
+    hellinger: bool = False,
+) -> Pairs:
+    """Aligned (reference, current) counts per numeric feature under ``compat``'s binning.
+
+    ``hellinger`` selects Evidently's separate Hellinger binning.
+    """
+    if compat not in COMPATS:
+        raise ValueError(f"compat must be one of {COMPATS}, got {compat!r}")
+    if not names:
+        return {}
+    if compat == "evidently":
+        return _evidently(store, window, baseline, names, hellinger)
+    if compat == "nannyml":
+        return _nannyml(store, window, baseline, names)
+    return _keelwatch(store, window, baseline, names)
