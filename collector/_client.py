@@ -22,16 +22,20 @@ from typing import Any
 from ._config import Config, MaskFunc, resolve
 from ._ids import ids
 from ._log import warn_limited
-from ._otel import current_span_context
+from ._otel import capture as _capture_trace
 from ._outbox import MemoryOutbox, Outbox, SpoolOutbox
 from ._sender import Sender
 from ._spec import FlushMarker, MonitorSpec, RawCall, RawOutcome
 from ._transport import HttpTransport, Transport
 
 _VERSION = "0.1.0"
+_new = tuple.__new__
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 _NOT_STARTED = -1
 _CLOSED = -2
+# Forks seen by os.register_at_fork in this process. The hot path compares it with the client's
+# copy (cheaper than os.getpid(), a system call); the pid is checked on the slow paths.
+_forks = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +126,7 @@ class Client:
         self._wake_at = max(1, min(self.config.batch_size, self._max_queue // 2))
         self._lock = threading.Lock()
         self._owner = _NOT_STARTED
+        self._generation = _NOT_STARTED
         self._reset_state()
         _clients.add(self)
         if self.config.spool_dir and not self.disabled:
@@ -144,7 +149,7 @@ class Client:
     def _record(
         self,
         spec: MonitorSpec,
-        prediction_id: str,
+        seq: int,
         ts: float,
         latency_s: float,
         args: tuple[Any, ...],
@@ -154,18 +159,17 @@ class Client:
         streamed: bool = False,
     ) -> None:
         try:
-            if self._owner != self._getpid() and not self._start():
+            if self._generation != _forks and not self._start():
                 return
             queue = self._queue
             if len(queue) >= self._max_queue:
-                with self._count_lock:
-                    self._full_drops += 1
+                self._queue_full()
                 return
             queue.append(
-                RawCall(spec, prediction_id, ts, latency_s, args, kwargs, result, error,
-                        current_span_context(), streamed)
+                _new(RawCall, (spec, seq, ts, latency_s, args, kwargs, result, error,
+                               _capture_trace(), streamed))
             )  # fmt: skip
-            if len(queue) >= self._wake_at:
+            if len(queue) >= self._wake_at and not self._wake.is_set():
                 self._wake.set()
         except Exception as exc:  # never into the caller
             warn_limited("record", "keelwatch could not record a call: %r", exc)
@@ -188,13 +192,20 @@ class Client:
             if self.disabled or (self._owner != self._getpid() and not self._start()):
                 return
             if len(self._queue) >= self._max_queue:
-                with self._count_lock:
-                    self._full_drops += 1
+                self._queue_full()
                 return
             when = time.time() if ts is None else float(ts)
             self._queue.append(RawOutcome(prediction_id, model, when, label, value))
         except Exception as exc:
             warn_limited("record", "keelwatch could not record an outcome: %r", exc)
+
+    def _queue_full(self) -> None:
+        with self._count_lock:
+            self._full_drops += 1
+        # A full queue is also what a fork that bypassed os.register_at_fork looks like (no
+        # sender in this process): the pid check here restarts the sender in that case.
+        if self._owner != self._getpid() and self._owner != _CLOSED:
+            self._start()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -206,8 +217,11 @@ class Client:
                 self._count("shutdown", 1)
                 return False
             if self._owner == pid:
+                self._generation = _forks
                 return True
             if self._owner != _NOT_STARTED:  # a forked child: the parent's queue is the parent's
+                self._stop.set()  # (no such thread here after a real fork; harmless)
+                self._wake.set()
                 self._reset_state()
             metrics = None
             if self._metrics_registry is not False:
@@ -229,6 +243,7 @@ class Client:
             )
             self._thread.start()
             self._owner = pid
+            self._generation = _forks
             return True
 
     def _make_outbox(self, pid: int) -> Outbox:
@@ -257,6 +272,8 @@ class Client:
     def flush(self, timeout: float | None = 5.0) -> bool:
         """Send everything queued so far; True when it was all acknowledged within ``timeout``."""
         try:
+            if self._owner not in (self._getpid(), _NOT_STARTED, _CLOSED):
+                self._start()  # forked without the os.register_at_fork hooks
             started = self._owner == self._getpid() and self._thread is not None
             # With a spool, a flush also replays what an earlier process left on disk.
             if not started and not (
@@ -277,7 +294,7 @@ class Client:
         """Send what is left (at most ``shutdown_timeout`` seconds), then stop the sender."""
         with self._lock:
             running = self._owner == self._getpid() and self._thread is not None
-            self._owner = _CLOSED
+            self._owner = self._generation = _CLOSED
         if not running or self._thread is None:
             return
         self._stop.set()
@@ -329,6 +346,8 @@ class Client:
 
 
 def _after_fork_in_child() -> None:
+    global _forks
+    _forks += 1
     ids.reseed()
     for client in list(_clients):
         client._after_fork()

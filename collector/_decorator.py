@@ -26,7 +26,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _time = time.time
 _perf = time.perf_counter
-_new_id = ids.next
+_next_seq = ids.next_seq
 
 
 def monitor(
@@ -118,18 +118,18 @@ def _sync_wrapper(fn: Any, spec: MonitorSpec, bound: Any, default: Any) -> Calla
         client = bound if bound is not None else default()
         if client.disabled:
             return fn(*args, **kwargs)
-        pid = _new_id()
-        token = CURRENT.set(pid)
+        seq = _next_seq()
+        token = CURRENT.set(seq)
         ts = _time()
         t0 = _perf()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            client._record(spec, pid, ts, _perf() - t0, args, kwargs, None, exc)
+            client._record(spec, seq, ts, _perf() - t0, args, kwargs, None, exc)
             raise
         finally:
             CURRENT.reset(token)
-        client._record(spec, pid, ts, _perf() - t0, args, kwargs, result, None)
+        client._record(spec, seq, ts, _perf() - t0, args, kwargs, result, None)
         return result
 
     return wrapper
@@ -140,18 +140,18 @@ def _async_wrapper(fn: Any, spec: MonitorSpec, bound: Any, default: Any) -> Call
         client = bound if bound is not None else default()
         if client.disabled:
             return await fn(*args, **kwargs)
-        pid = _new_id()
-        token = CURRENT.set(pid)
+        seq = _next_seq()
+        token = CURRENT.set(seq)
         ts = _time()
         t0 = _perf()
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            client._record(spec, pid, ts, _perf() - t0, args, kwargs, None, exc)
+            client._record(spec, seq, ts, _perf() - t0, args, kwargs, None, exc)
             raise
         finally:
             CURRENT.reset(token)
-        client._record(spec, pid, ts, _perf() - t0, args, kwargs, result, None)
+        client._record(spec, seq, ts, _perf() - t0, args, kwargs, result, None)
         return result
 
     return wrapper
@@ -162,7 +162,7 @@ def _gen_wrapper(fn: Any, spec: MonitorSpec, bound: Any, default: Any) -> Callab
         client = bound if bound is not None else default()
         if client.disabled:
             return (yield from fn(*args, **kwargs))
-        pid = _new_id()
+        seq = _next_seq()
         ts = _time()
         t0 = _perf()
         items: list[Any] = []
@@ -172,7 +172,7 @@ def _gen_wrapper(fn: Any, spec: MonitorSpec, bound: Any, default: Any) -> Callab
         try:
             while True:
                 # Set the id around each step only: between steps the caller's context is its own.
-                token = CURRENT.set(pid)
+                token = CURRENT.set(seq)
                 try:
                     if thrown is not None:
                         exc, thrown = thrown, None
@@ -189,14 +189,14 @@ def _gen_wrapper(fn: Any, spec: MonitorSpec, bound: Any, default: Any) -> Callab
                 except BaseException as exc:
                     thrown = exc
         except StopIteration as stop:
-            client._record(spec, pid, ts, _perf() - t0, args, kwargs, items, None, True)
+            client._record(spec, seq, ts, _perf() - t0, args, kwargs, items, None, True)
             return stop.value
         except GeneratorExit:
-            client._record(spec, pid, ts, _perf() - t0, args, kwargs, items, None, True)
+            client._record(spec, seq, ts, _perf() - t0, args, kwargs, items, None, True)
             gen.close()
             raise
         except BaseException as exc:
-            client._record(spec, pid, ts, _perf() - t0, args, kwargs, None, exc, True)
+            client._record(spec, seq, ts, _perf() - t0, args, kwargs, None, exc, True)
             raise
 
     return wrapper
@@ -209,7 +209,7 @@ def _async_gen_wrapper(fn: Any, spec: MonitorSpec, bound: Any, default: Any) -> 
             async for item in fn(*args, **kwargs):
                 yield item
             return
-        pid = _new_id()
+        seq = _next_seq()
         ts = _time()
         t0 = _perf()
         items: list[Any] = []
@@ -218,7 +218,7 @@ def _async_gen_wrapper(fn: Any, spec: MonitorSpec, bound: Any, default: Any) -> 
         thrown: BaseException | None = None
         try:
             while True:
-                token = CURRENT.set(pid)
+                token = CURRENT.set(seq)
                 try:
                     if thrown is not None:
                         exc, thrown = thrown, None
@@ -235,13 +235,13 @@ def _async_gen_wrapper(fn: Any, spec: MonitorSpec, bound: Any, default: Any) -> 
                 except BaseException as exc:
                     thrown = exc
         except StopAsyncIteration:
-            client._record(spec, pid, ts, _perf() - t0, args, kwargs, items, None, True)
+            client._record(spec, seq, ts, _perf() - t0, args, kwargs, items, None, True)
         except GeneratorExit:
-            client._record(spec, pid, ts, _perf() - t0, args, kwargs, items, None, True)
+            client._record(spec, seq, ts, _perf() - t0, args, kwargs, items, None, True)
             await agen.aclose()
             raise
         except BaseException as exc:
-            client._record(spec, pid, ts, _perf() - t0, args, kwargs, None, exc, True)
+            client._record(spec, seq, ts, _perf() - t0, args, kwargs, None, exc, True)
             raise
 
     return wrapper

@@ -1,7 +1,9 @@
 """Prediction ids: a random per-process prefix plus a counter, in hex.
 
-Cheap on the hot path (one ``next()`` and one format) and unique across processes: the prefix is
-drawn from ``os.urandom`` at import and again in every forked child.
+The hot path only takes the next counter value (an int); the string ``<16 hex prefix><counter
+hex>`` is made later, on the sender thread or when ``current_prediction_id()`` is asked. The prefix
+is drawn from ``os.urandom`` at import and again in every forked child, so ids are unique across
+processes; the counter is never reset, so a call that spans a fork cannot repeat an id either.
 """
 
 from __future__ import annotations
@@ -11,23 +13,27 @@ import os
 
 
 class IdSource:
-    """Produces ``<16 hex prefix><counter hex>`` ids; ``reseed()`` after fork."""
+    """Counter values for the hot path, formatted into ids on demand; ``reseed()`` after fork."""
 
-    __slots__ = ("_counter", "_prefix")
+    __slots__ = ("next_seq", "prefix")
 
     def __init__(self) -> None:
-        self._prefix = ""
-        self._counter = itertools.count()
+        self.prefix = ""
+        # itertools.count advances atomically under the GIL: safe from any thread.
+        self.next_seq = itertools.count(1).__next__
         self.reseed()
 
     def reseed(self) -> None:
-        """A new random prefix and a counter from zero (called in a forked child)."""
-        self._prefix = os.urandom(8).hex()
-        self._counter = itertools.count(1)
+        """A new random prefix (called in a forked child)."""
+        self.prefix = os.urandom(8).hex()
+
+    def format(self, seq: int) -> str:
+        """The id of counter value ``seq`` in this process."""
+        return f"{self.prefix}{seq:x}"
 
     def next(self) -> str:
-        """A new id (thread-safe: ``itertools.count`` advances atomically under the GIL)."""
-        return f"{self._prefix}{next(self._counter):x}"
+        """A new id string."""
+        return self.format(self.next_seq())
 
 
 ids = IdSource()

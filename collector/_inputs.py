@@ -32,10 +32,54 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
+class _Plan(NamedTuple):
+    """How to bind calls of a plain function (no ``*args``/``**kwargs``/positional-only)."""
+
+    names: tuple[str, ...]
+    defaults: dict[str, Any]
+    skip_first: bool
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(fn: Callable[..., Any]) -> _Plan | None:
+    sig = _signature(fn)
+    if sig is None:
+        return None
+    params = list(sig.parameters.values())
+    plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if not all(p.kind in plain for p in params):
+        return None
+    defaults = {p.name: p.default for p in params if p.default is not p.empty}
+    skip = bool(params) and params[0].name in _SELF_NAMES
+    return _Plan(tuple(p.name for p in params), defaults, skip)
+
+
+def _bind_plain(
+    plan: _Plan, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> list[tuple[str, Any]] | None:
+    names = plan.names
+    if len(args) > len(names) or any(k not in names for k in kwargs):
+        return None
+    values = dict(zip(names, args, strict=False))  # args may be fewer than names
+    values.update(kwargs)
+    for name in names[len(args) :]:
+        if name not in values:
+            if name not in plan.defaults:
+                return None
+            values[name] = plan.defaults[name]
+    pairs = [(n, values[n]) for n in names]
+    return pairs[1:] if plan.skip_first else pairs
+
+
 def bind(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> list[tuple[str, Any]]:
     """``(parameter name, value)`` pairs of a call; ``self``/``cls`` and ``*args`` spread out."""
+    plan = _plan(fn)
+    if plan is not None:
+        fast = _bind_plain(plan, args, kwargs)
+        if fast is not None:
+            return fast
     sig = _signature(fn)
     if sig is None:
         return [(f"arg{i}", a) for i, a in enumerate(args)] + list(kwargs.items())
@@ -71,8 +115,10 @@ def extract(
         if selected is not None and name not in selected:
             continue
         kind = _values.kind(value)
-        if kind in ("mapping", "series"):
-            common.update((str(k), v) for k, v in value.items())
+        if kind == "mapping":
+            common.update(value)  # keys become strings when the record is finished
+        elif kind == "series":
+            common.update(value.items())
         elif kind == "vector":
             common.update(zip(_names(name, feature_names, len(value)), value.tolist(), strict=True))
         elif rows is None and kind == "dataframe":

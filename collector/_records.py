@@ -12,9 +12,9 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from . import _inputs, _mask, _outputs, _values
+from . import _inputs, _mask, _otel, _outputs, _values
 from ._config import Config
-from ._ids import row_id
+from ._ids import ids, row_id
 from ._log import warn_limited
 from ._spec import MonitorSpec, RawCall, RawOutcome
 
@@ -28,9 +28,13 @@ def sampled(prediction_id: str, rate: float) -> bool:
     return zlib.crc32(prediction_id.encode()) < rate * 4294967296.0
 
 
+# One encoder for all: json.dumps with non-default options builds a new one per call (slow).
+_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def encode(record: dict[str, Any]) -> bytes:
     """Compact JSON bytes of one record (NaN/Inf are already ``null``)."""
-    return json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+    return _encoder.encode(record).encode()
 
 
 def error_text(exc: BaseException) -> str:
@@ -58,12 +62,13 @@ class Converter:
         )
         result = self._output_value(spec, raw)
         base = self._base(spec, raw)
+        call_id = ids.format(raw.seq)
         if inputs.rows is None:
-            if not sampled(raw.prediction_id, rate):
+            if not sampled(call_id, rate):
                 self._drop("sampled", 1)
                 return []
             out = _outputs.to_wire(result, spec.task, spec.classes) if raw.error is None else None
-            return self._finish(spec, base, raw.prediction_id, inputs.common, out)
+            return self._finish(spec, base, call_id, inputs.common, out)
         rows = inputs.rows
         outputs = _values.sequence(result) if raw.error is None else None
         if outputs is not None and len(outputs) != len(rows):
@@ -73,7 +78,7 @@ class Converter:
             outputs = None
         encoded: list[bytes] = []
         for i, row in enumerate(rows):
-            pid = row_id(raw.prediction_id, i)
+            pid = row_id(call_id, i)
             if not sampled(pid, rate):
                 self._drop("sampled", 1)
                 continue
@@ -117,7 +122,7 @@ class Converter:
         return _outputs.streamed(value) if raw.streamed else value
 
     def _base(self, spec: MonitorSpec, raw: RawCall) -> dict[str, Any]:
-        trace = raw.trace
+        trace_id, span_id = _otel.ids(raw.trace)
         return {
             "model": spec.model,
             "version": spec.version,
@@ -126,8 +131,8 @@ class Converter:
             "latency_ms": raw.latency_s * 1000.0,
             "error": None if raw.error is None else error_text(raw.error),
             "tags": dict(spec.tags),
-            "trace_id": format(trace.trace_id, "032x") if trace is not None else "",
-            "span_id": format(trace.span_id, "016x") if trace is not None else "",
+            "trace_id": trace_id,
+            "span_id": span_id,
         }
 
     def _finish(

@@ -36,14 +36,14 @@ class RawCall(NamedTuple):
     """One observed call, as cheap as it can be captured: references, no conversion."""
 
     spec: MonitorSpec
-    prediction_id: str
+    seq: int  # the prediction id's counter value (see ``_ids``)
     ts: float
     latency_s: float
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     result: Any
     error: BaseException | None
-    trace: Any  # an OpenTelemetry SpanContext, or None
+    trace: Any  # the OpenTelemetry context current at the call, or None
     streamed: bool = False
 
 

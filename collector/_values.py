@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 MAX_STR = 1024
+_isfinite = math.isfinite
 
 
 def plain(value: Any) -> Any:
@@ -27,6 +28,11 @@ def plain(value: Any) -> Any:
 
 def feature(value: Any) -> str | int | float | None:
     """One feature value as the wire wants it: number, string, or null (bools become strings)."""
+    kind = type(value)
+    if kind is float:  # the common cases first: this runs once per feature per record
+        return value if _isfinite(value) else None
+    if kind is int or (kind is str and len(value) <= MAX_STR):
+        return value  # type: ignore[no-any-return]
     value = plain(value)
     if value is None or isinstance(value, str):
         return value if value is None or len(value) <= MAX_STR else value[:MAX_STR]

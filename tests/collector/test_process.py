@@ -87,3 +87,18 @@ def test_all_is_sorted_and_complete():
     for name in ("monitor", "configure", "log_outcome", "current_prediction_id", "flush",
                  "shutdown"):  # fmt: skip
         assert name in sdk.__all__
+
+
+def test_pid_check_restarts_the_sender_after_an_unhooked_fork(make_client):
+    pid = [1000]
+    transport = sdk.InMemoryTransport()
+    client = make_client(transport=transport, pid=lambda: pid[0], max_queue_size=4)
+    f = client.monitor(model="m")(lambda x: x)
+    f(0)
+    assert client.flush(5)
+    pid[0] = 1001  # as if forked without os.register_at_fork hooks running
+    assert client.flush(5)  # a new sender for the new pid, with an empty queue
+    for i in range(1, 4):
+        f(i)
+    assert client.flush(5)
+    assert [r["features"]["x"] for r in transport.records()] == [0, 1, 2, 3]
