@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from ._app import create_app, run_to_json
+from ._app import create_app
 from ._config import ServerConfig
 from ._ingest import Batch, RecordError, parse_outcomes, parse_predictions
+from ._keys import ApiKey, KeyRing, NewKey
+from ._keys_cli import keys_main
+from ._routes_admin import run_to_json
 from ._service import DetectionOutcome, Monitoring, NoBaseline
 
 __all__ = [
+    "ApiKey",
     "Batch",
     "DetectionOutcome",
+    "KeyRing",
     "Monitoring",
+    "NewKey",
     "NoBaseline",
     "RecordError",
     "ServerConfig",
     "create_app",
+    "keys_main",
     "parse_outcomes",
     "parse_predictions",
     "run_to_json",

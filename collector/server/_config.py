@@ -29,8 +29,8 @@ class ServerConfig:
     clickhouse_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8787
-    #: When set, every request must carry it (``Authorization: Bearer`` or ClickHouse basic auth);
-    #: when empty, only loopback clients are served.
+    #: A bootstrap admin key for ``project`` (``KEELWATCH_API_KEY``), beside the keys in the
+    #: store's ``api_keys`` table. With neither, only loopback clients are served.
     api_key: str = ""
     detect_interval_s: float = 300.0
     detect_window_s: float = 3600.0
@@ -39,6 +39,8 @@ class ServerConfig:
     project: str = "default"
     max_body_bytes: int = 16 * 1024 * 1024
     max_decompressed_bytes: int = 64 * 1024 * 1024
+    #: Seconds API keys are cached; a revoked key stops working within this time.
+    key_cache_ttl_s: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536 and self.port != 0:

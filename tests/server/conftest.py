@@ -49,10 +49,11 @@ def client(store: EmbeddedStore) -> Iterator[TestClient]:
 
 @pytest.fixture
 def app_client(store: EmbeddedStore) -> Callable[..., TestClient]:
-    """``app_client(**config)``: a test client (use it in ``with``) over the test's store."""
+    """``app_client(peer=..., **config)``: a test client (use it in ``with``) over the test's
+    store; ``peer`` is the client address the app sees."""
 
-    def make(**config: Any) -> TestClient:
-        return TestClient(create_app(make_config(**config), store=store))
+    def make(peer: str = "testclient", **config: Any) -> TestClient:
+        return TestClient(create_app(make_config(**config), store=store), client=(peer, 50000))
 
     return make
 

@@ -1,0 +1,71 @@
+"""Ingest routes: predictions and outcomes as JSON or Arrow IPC streams."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from ._body import read_body
+from ._ingest import Batch, batch_token, parse_outcomes, parse_predictions
+from ._state import caller, state
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["ingest"])
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+def _parse(kind: str, body: bytes, content_type: str, project: str) -> Batch:
+    now = time.time()
+    if content_type == ARROW_STREAM:
+        from ._arrow_ingest import parse_arrow
+
+        return parse_arrow(kind, body, project, now)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HTTPException(400, f"body is not valid JSON: {exc}") from exc
+    parse = parse_predictions if kind == "predictions" else parse_outcomes
+    try:
+        return parse(payload, project, now)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+async def ingest(request: Request, kind: str) -> dict[str, Any]:
+    """Validate a batch, hand the accepted records to the writer, answer per record."""
+    shared = state(request)
+    project = caller(request).project
+    body = await read_body(
+        request, shared.config.max_body_bytes, shared.config.max_decompressed_bytes
+    )
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    batch = await run_in_threadpool(_parse, kind, body, content_type, project)
+    if batch.table.num_rows:
+        token = batch_token(kind, project, body)
+        await run_in_threadpool(shared.writer.write, kind, batch.table, token)
+    shared.metrics.records.labels(kind).inc(batch.table.num_rows)
+    shared.metrics.rejected.labels(kind).inc(len(batch.rejected))
+    return {
+        "accepted": batch.table.num_rows,
+        "rejected": [
+            {"index": r.index, "field": r.field, "error": r.error} for r in batch.rejected
+        ],
+    }
+
+
+@router.post("/v1/predictions")
+async def ingest_predictions(request: Request) -> dict[str, Any]:
+    """Store a batch of prediction records (see docs/ingest-api.md)."""
+    return await ingest(request, "predictions")
+
+
+@router.post("/v1/outcomes")
+async def ingest_outcomes(request: Request) -> dict[str, Any]:
+    """Store delayed labels and business outcomes, joined to predictions by id."""
+    return await ingest(request, "outcomes")
