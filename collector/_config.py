@@ -114,7 +114,7 @@ def resolve(**given: Any) -> Config:
     if unknown:
         raise ConfigError(sorted(unknown)[0], given[sorted(unknown)[0]], "unknown option")
     env: dict[str, Any] = {
-        "endpoint": lambda: environ.env_str(environ.KEELWATCH_ENDPOINT, DEFAULT_ENDPOINT),
+        "endpoint": _env_endpoint,
         "api_key": lambda: environ.env_str(environ.KEELWATCH_API_KEY, "") or None,
         "batch_size": lambda: environ.env_int(environ.KEELWATCH_BATCH_SIZE, 512, minimum=1),
         "flush_interval": lambda: _env_positive_float(environ.KEELWATCH_FLUSH_INTERVAL, 1.0),
@@ -139,6 +139,18 @@ def resolve(**given: Any) -> Config:
     if "headers" in values:
         values["headers"] = dict(values["headers"])
     return Config(**values)
+
+
+def _env_endpoint() -> str:
+    value = environ.env_str(environ.KEELWATCH_ENDPOINT, DEFAULT_ENDPOINT)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        logger.warning(
+            "%s=%r is not an http(s) URL; using %r", environ.KEELWATCH_ENDPOINT, value,
+            DEFAULT_ENDPOINT,
+        )  # fmt: skip
+        return DEFAULT_ENDPOINT
+    return value
 
 
 def _env_positive_float(name: str, default: float) -> float:

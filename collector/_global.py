@@ -9,6 +9,8 @@ import threading
 from typing import Any
 
 from ._client import Client
+from ._config import DEFAULT_ENDPOINT
+from ._log import logger
 
 _lock = threading.Lock()
 _client: Client | None = None
@@ -26,7 +28,11 @@ def _create() -> Client:
     global _client
     with _lock:
         if _client is None:
-            _client = Client()
+            try:
+                _client = Client()
+            except Exception as exc:  # first use is inside a user's call: never raise there
+                logger.warning("keelwatch disabled: cannot build a client: %s", exc)
+                _client = Client(endpoint=DEFAULT_ENDPOINT, disabled=True)
         return _client
 
 

@@ -88,3 +88,11 @@ def test_configure_replaces_the_default_client_and_keeps_it_on_error():
     monitor(model="m")(lambda: 1)()
     assert flush(5)
     assert len(first.records()) == 1 and len(second.records()) == 1
+
+
+def test_bad_environment_never_breaks_the_decorated_call(monkeypatch, caplog):
+    monkeypatch.setenv(environ.KEELWATCH_ENDPOINT, "collector:8787")  # no scheme
+    monkeypatch.setenv(environ.KEELWATCH_DISABLED, "1")
+    with caplog.at_level(logging.WARNING):
+        assert monitor(model="m")(lambda x: x + 1)(1) == 2
+    assert environ.KEELWATCH_ENDPOINT in caplog.text
