@@ -10,6 +10,7 @@ batch whose acknowledgement was lost harmless: the collector stores each id once
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import time
 from typing import NamedTuple, Protocol
@@ -79,6 +80,12 @@ class SpoolOutbox:
         self._adopt()
 
     def _adopt(self) -> None:
+        for name in os.listdir(self._dir):
+            if name.endswith(".gz.tmp"):  # a write cut short by a crash: never acknowledged
+                owner = name.split(".")[0].split("-")[1:2]
+                if owner and owner[0].isdigit() and not _alive(int(owner[0])):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(self._dir, name))
         names = sorted(n for n in os.listdir(self._dir) if n.endswith(".gz"))
         for name in names:
             try:
@@ -112,7 +119,9 @@ class SpoolOutbox:
         name = f"{time.time_ns():020d}-{self._pid}-{self._n:08d}.{kind}.{batch.n_records}.gz"
         path = os.path.join(self._dir, name)
         try:
-            with open(path + ".tmp", "wb") as fh:
+            # Owner-only: spooled records may hold what masking let through, but still private.
+            fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
                 fh.write(batch.body)
             os.replace(path + ".tmp", path)
         except OSError as exc:

@@ -46,6 +46,15 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}"[: _values.MAX_STR]
 
 
+_BATCH_KINDS = ("dataframe", "matrix", "rows")
+
+
+def _maybe_batch(raw: RawCall) -> bool:
+    """Whether any argument could make the call a batch (rows are sampled one by one)."""
+    values = (*raw.args, *raw.kwargs.values())
+    return any(_values.kind(v) in _BATCH_KINDS for v in values)
+
+
 class Converter:
     """Builds encoded records from ``RawCall`` / ``RawOutcome`` entries under one ``Config``."""
 
@@ -57,12 +66,15 @@ class Converter:
         """The encoded prediction records of one call (several for a batch call)."""
         spec = raw.spec
         rate = spec.sample_rate if spec.sample_rate is not None else self._config.sample_rate
+        call_id = ids.format(raw.seq)
+        if rate < 1.0 and not sampled(call_id, rate) and not _maybe_batch(raw):
+            self._drop("sampled", 1)  # decided before any conversion work
+            return []
         inputs = _inputs.extract(
             _inputs.bind(spec.fn, raw.args, raw.kwargs), spec.features, spec.feature_names
         )
         result = self._output_value(spec, raw)
         base = self._base(spec, raw)
-        call_id = ids.format(raw.seq)
         if inputs.rows is None:
             if not sampled(call_id, rate):
                 self._drop("sampled", 1)

@@ -127,6 +127,30 @@ def test_methods_classmethods_staticmethods(client_and_transport):
     assert [r["features"] for r in transport.records()] == [{"x": 2}] * 3
 
 
+def test_async_methods_and_async_generator_methods(client_and_transport):
+    client, transport = client_and_transport
+
+    class Bot:
+        @client.monitor(model="bot", task="llm")
+        async def answer(self, question):
+            return "yes"
+
+        @client.monitor(model="bot")
+        async def stream(self, question):
+            yield "a"
+            yield "b"
+
+    async def main():
+        bot = Bot()
+        return await bot.answer("q?"), [t async for t in bot.stream("q2")]
+
+    assert asyncio.run(main()) == ("yes", ["a", "b"])
+    assert client.flush(5)
+    records = transport.records()
+    assert [r["output"]["text"] for r in records] == ["yes", "ab"]
+    assert [r["features"] for r in records] == [{"question": "q?"}, {"question": "q2"}]
+
+
 def test_reentrant_calls_get_their_own_ids(client_and_transport):
     client, transport = client_and_transport
     seen = {}

@@ -25,6 +25,7 @@ def test_spool_survives_collector_restart_and_client_restart(tmp_path, make_clie
     assert first.flush(0.5) is False
     first.shutdown()  # the service restarts while the collector is down
     assert len(list(tmp_path.glob("*.gz"))) == 7
+    assert {f.stat().st_mode & 0o777 for f in tmp_path.glob("*.gz")} == {0o600}
 
     server = make_collector(port)  # the collector comes back on the same address
     second = make_client(**options)
