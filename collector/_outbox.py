@@ -82,8 +82,8 @@ class SpoolOutbox:
     def _adopt(self) -> None:
         for name in os.listdir(self._dir):
             if name.endswith(".gz.tmp"):  # a write cut short by a crash: never acknowledged
-                owner = name.split(".")[0].split("-")[1:2]
-                if owner and owner[0].isdigit() and not _alive(int(owner[0])):
+                writer = name.split(".")[0].split("-")[1:2]
+                if writer and writer[0].isdigit() and not _alive(int(writer[0])):
                     with contextlib.suppress(OSError):
                         os.unlink(os.path.join(self._dir, name))
         names = sorted(n for n in os.listdir(self._dir) if n.endswith(".gz"))
