@@ -90,7 +90,7 @@ def monitor(
 
     def decorate(fn: F) -> F:
         if isinstance(fn, (classmethod, staticmethod)):
-            return type(fn)(decorate(fn.__func__))  # type: ignore[return-value]
+            return type(fn)(decorate(fn.__func__))
         if not callable(fn):
             raise ConfigError("fn", fn, "@monitor needs a function")
         spec = dataclasses.replace(template, fn=fn)

@@ -32,7 +32,7 @@ def feature(value: Any) -> str | int | float | None:
     if kind is float:  # the common cases first: this runs once per feature per record
         return value if _isfinite(value) else None
     if kind is int or (kind is str and len(value) <= MAX_STR):
-        return value  # type: ignore[no-any-return]
+        return value
     value = plain(value)
     if value is None or isinstance(value, str):
         return value if value is None or len(value) <= MAX_STR else value[:MAX_STR]
