@@ -176,6 +176,32 @@ CREATE TABLE IF NOT EXISTS api_keys (
 ORDER BY key_id
 """
 
+_SPANS = """
+CREATE TABLE IF NOT EXISTS spans (
+    project LowCardinality(String),
+    service LowCardinality(String),
+    trace_id String,
+    span_id String,
+    parent_span_id String,
+    name LowCardinality(String),
+    kind LowCardinality(String),
+    start_time DateTime64(9, 'UTC'),
+    end_time DateTime64(9, 'UTC'),
+    duration_ms Float64,
+    status_code LowCardinality(String),
+    status_message String,
+    scope LowCardinality(String),
+    attributes Map(LowCardinality(String), String),
+    resource Map(LowCardinality(String), String),
+    events String,
+    received_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    INDEX trace_id_idx trace_id TYPE bloom_filter(0.01) GRANULARITY 4
+) ENGINE = ReplacingMergeTree(received_at)
+PARTITION BY toDate(start_time)
+ORDER BY (project, service, start_time, trace_id, span_id)
+SETTINGS non_replicated_deduplication_window = 10000
+"""
+
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32,
@@ -197,6 +223,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         (_BASELINE_VALUES, _BASELINE_VALUES_BACKFILL),
     ),
     Migration(3, "api keys, hashed, per project and role", (_API_KEYS,)),
+    Migration(4, "OpenTelemetry spans", (_SPANS,)),
     # Append new migrations here with the next version number; never renumber or edit one
     # that has shipped (stores remember applied versions in schema_migrations).
 )
