@@ -18,10 +18,12 @@ _SELF_NAMES = ("self", "cls")
 
 
 class Inputs(NamedTuple):
-    """Features shared by every row, and the batch rows (``None`` for a single prediction)."""
+    """Features shared by every row, the batch rows (``None`` for a single prediction) and how
+    many rows the batch had before it was cut to ``max_rows``."""
 
     common: dict[str, Any]
     rows: list[dict[str, Any]] | None
+    total: int = 1
 
 
 @functools.lru_cache(maxsize=4096)
@@ -107,10 +109,12 @@ def extract(
     pairs: list[tuple[str, Any]],
     selected: frozenset[str] | None,
     feature_names: Sequence[str] | None,
+    max_rows: int = 1 << 62,
 ) -> Inputs:
     """The features in ``pairs`` (only parameters named in ``selected``, when given)."""
     common: dict[str, Any] = {}
     rows: list[dict[str, Any]] | None = None
+    total = 1
     for name, value in pairs:
         if selected is not None and name not in selected:
             continue
@@ -122,15 +126,19 @@ def extract(
         elif kind == "vector":
             common.update(zip(_names(name, feature_names, len(value)), value.tolist(), strict=True))
         elif rows is None and kind == "dataframe":
-            rows = [{str(k): v for k, v in r.items()} for r in value.to_dict("records")]
+            total = len(value)
+            head = value.iloc[:max_rows].to_dict("records")
+            rows = [{str(k): v for k, v in r.items()} for r in head]
         elif rows is None and kind == "matrix":
+            total = len(value)
             cols = _names(name, feature_names, value.shape[1])
-            rows = [dict(zip(cols, r, strict=True)) for r in value.tolist()]
+            rows = [dict(zip(cols, r, strict=True)) for r in value[:max_rows].tolist()]
         elif rows is None and kind == "rows":
-            rows = [{str(k): v for k, v in r.items()} for r in value]
+            total = len(value)
+            rows = [{str(k): v for k, v in r.items()} for r in value[:max_rows]]
         else:
             common[name] = value
-    return Inputs(common, rows)
+    return Inputs(common, rows, total)
 
 
 def _names(param: str, given: Sequence[str] | None, n: int) -> list[str]:

@@ -71,7 +71,10 @@ class Converter:
             self._drop("sampled", 1)  # decided before any conversion work
             return []
         inputs = _inputs.extract(
-            _inputs.bind(spec.fn, raw.args, raw.kwargs), spec.features, spec.feature_names
+            _inputs.bind(spec.fn, raw.args, raw.kwargs),
+            spec.features,
+            spec.feature_names,
+            max_rows=self._config.max_queue_size,  # one call may not exceed the memory bound
         )
         result = self._output_value(spec, raw)
         base = self._base(spec, raw)
@@ -82,8 +85,11 @@ class Converter:
             out = _outputs.to_wire(result, spec.task, spec.classes) if raw.error is None else None
             return self._finish(spec, base, call_id, inputs.common, out)
         rows = inputs.rows
+        if inputs.total > len(rows):
+            warn_limited("batch-cap", "%s: batch over max_queue_size rows cut", spec.model)
+            self._drop("queue_full", inputs.total - len(rows))
         outputs = _values.sequence(result) if raw.error is None else None
-        if outputs is not None and len(outputs) != len(rows):
+        if outputs is not None and len(outputs) != inputs.total:
             warn_limited(
                 "batch-len", "%s: output length differs from rows; outputs dropped", spec.model
             )

@@ -148,3 +148,16 @@ def test_instrument_estimator_names_ndarray_columns(setup):
     records = transport.records()
     assert [r["features"] for r in records] == [{"a": 1.0, "b": 2.0}, {"a": 2.0, "b": 1.0}]
     assert records[0]["output"]["value"] == pytest.approx(reg.predict(X[:1])[0])
+
+
+def test_a_batch_larger_than_the_queue_is_cut_and_counted(make_client):
+    transport = InMemoryTransport()
+    client = make_client(transport=transport, max_queue_size=5)
+    f = client.monitor(model="m", feature_names=["a"])(lambda X: X[:, 0] * 2)
+    f(np.arange(8.0).reshape(8, 1))
+    assert client.flush(5)
+    records = transport.records()
+    assert [(r["features"]["a"], r["output"]["value"]) for r in records] == [
+        (float(i), 2.0 * i) for i in range(5)
+    ]
+    assert client.stats().dropped == {"queue_full": 3}
