@@ -98,6 +98,8 @@ class Sender:
                 close()
 
     def _timeout(self) -> float:
+        if self._queue and not self._outbox.full():
+            return 0.0  # more to convert: go round again (sending is interleaved with it)
         now = self._clock()
         deadline = self._next_seal
         if self._outbox.head() is not None:
@@ -119,8 +121,12 @@ class Sender:
             self._tick()
 
     def _drain(self, final: bool) -> None:
+        # At most one batch worth per cycle, so that under sustained load sealed batches are
+        # sent while conversion goes on (rather than piling up until the outbox is full).
         queue = self._queue
-        while queue and (final or not self._outbox.full()):
+        budget = self._config.batch_size
+        while queue and (final or (budget > 0 and not self._outbox.full())):
+            budget -= 1
             entry = queue.popleft()
             try:
                 if isinstance(entry, RawCall):
