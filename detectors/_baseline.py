@@ -1,11 +1,12 @@
 """Baselines: the reference data a model is compared against, and its stored profile.
 
-Registering a baseline copies its rows into the store once (``baseline_rows``, one map row per
-record, and ``baseline_values``, one row per finite numeric value so detectors read a feature
-without decoding every map) and computes the profile there in SQL: per numeric feature the
-count, nulls, min/max, mean, standard deviation (population, ddof=0), quantiles, a capped
-distinct count and Sturges bin edges with their counts; per categorical feature the category
-counts. Baselines are versioned per model and carry lineage (source, content hash,
+Registering a baseline copies it into the store once: numeric values into ``baseline_values`` (one
+row per finite value and feature, with the source row number, so a detector reads one feature as
+one primary-key range), categorical values into ``baseline_rows`` (one map per record; baselines
+registered before migration 2 also kept numeric values there) and computes the profile there in
+SQL: per numeric feature the count, nulls, min/max, mean, standard deviation (population, ddof=0),
+quantiles, a capped distinct count and Sturges bin edges with their counts; per categorical feature
+the category counts. Baselines are versioned per model and carry lineage (source, content hash,
 feature schema, who registered them and when).
 """
 
@@ -127,10 +128,10 @@ def _map_column(
         return pa.array([[] for _ in range(n)], pa.map_(pa.string(), item_type))
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(valid.sum(axis=1), out=offsets[1:])
-    keys = np.broadcast_to(np.array(names, dtype=object), values.shape)[valid]
-    return pa.MapArray.from_arrays(
-        pa.array(offsets), pa.array(keys, pa.string()), pa.array(values[valid], item_type)
-    )
+    # Keys as a dictionary cast to strings: no Python string per cell.
+    columns = np.broadcast_to(np.arange(len(names), dtype=np.int32), values.shape)[valid]
+    keys = pa.DictionaryArray.from_arrays(columns, pa.array(names, pa.string())).cast(pa.string())
+    return pa.MapArray.from_arrays(pa.array(offsets), keys, pa.array(values[valid], item_type))
 
 
 def _category_strings(column: pd.Series) -> np.ndarray:
@@ -160,21 +161,20 @@ def _rows_table(
     )
 
 
-def _values_table(baseline_id: str, frame: pd.DataFrame, numeric: list[str]) -> pa.Table:
-    """Numeric values in long form (one row per finite value) for ``baseline_values``."""
-    values = frame[numeric].to_numpy(dtype=float, na_value=np.nan)
-    valid = np.isfinite(values)
-    rows, cols = np.nonzero(valid.T)  # feature-major, so each feature's values are contiguous
+def _values_table(baseline_id: str, name: str, column: pd.Series) -> pa.Table:
+    """One numeric feature's finite values in long form for ``baseline_values``."""
+    values = column.to_numpy(dtype=float, na_value=np.nan)
+    rows = np.flatnonzero(np.isfinite(values))
     return pa.table(
         {
             "baseline_id": pa.DictionaryArray.from_arrays(
                 np.zeros(rows.size, dtype=np.int32), pa.array([baseline_id])
             ),
             "feature": pa.DictionaryArray.from_arrays(
-                rows.astype(np.int32), pa.array(numeric, pa.string())
+                np.zeros(rows.size, dtype=np.int32), pa.array([name])
             ),
-            "row": pa.array(cols.astype(np.uint64)),
-            "value": pa.array(values.T[valid.T]),
+            "row": pa.array(rows.astype(np.uint64)),
+            "value": pa.array(values[rows]),
         }
     )
 
@@ -184,10 +184,10 @@ def _numeric_profiles(
 ) -> dict[str, FeatureProfile]:
     if not names:
         return {}
-    params = {"b": baseline_id, "names": json.dumps(names)}
+    params = {"b": baseline_id, "names": list(names)}
     source = (
         "SELECT feature, value AS x FROM baseline_values WHERE baseline_id = {b:String} "
-        "AND has(JSONExtract({names:String}, 'Array(String)'), feature)"
+        "AND feature IN {names:Array(String)}"
     )
     stats = {
         str(r["feature"]): r
@@ -203,21 +203,18 @@ def _numeric_profiles(
         name: sturges_edges(float(r["lo"]), float(r["hi"]), int(r["n"]))
         for name, r in stats.items()
     }
-    counts: dict[str, list[int]] = {name: [0] * (len(e) - 1) for name, e in edges.items()}
-    if edges:
-        order = list(edges)
+    counts = {}
+    for name, feature_edges in edges.items():
+        # One query per feature: a constant edge array is far cheaper than a per-row lookup.
+        hist = [0] * (len(feature_edges) - 1)
         for row in store.query(
-            "SELECT feature, b, count() AS c FROM (SELECT feature, "
-            "arrayCount(t -> t <= x, {edges:Array(Array(Float64))}"
-            "[indexOf(JSONExtract({order:String}, 'Array(String)'), feature)]) AS b "
-            f"FROM ({source})) GROUP BY feature, b",
-            {
-                **params,
-                "order": json.dumps(order),
-                "edges": [[float(e) for e in edges[n][1:-1]] for n in order],
-            },
+            "SELECT arrayCount(t -> t <= value, {inner:Array(Float64)}) AS b, count() AS c "
+            "FROM baseline_values WHERE baseline_id = {b:String} AND feature = {f:String} "
+            "GROUP BY b",
+            {"b": baseline_id, "f": name, "inner": [float(e) for e in feature_edges[1:-1]]},
         ).to_pylist():
-            counts[str(row["feature"])][int(row["b"])] = int(row["c"])
+            hist[int(row["b"])] = int(row["c"])
+        counts[name] = hist
     out = {}
     for name in names:
         r = stats.get(name)
@@ -266,9 +263,11 @@ def register_baseline(
         pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
     ).hexdigest()
     baseline_id = uuid.uuid4().hex
-    store.insert("baseline_rows", _rows_table(baseline_id, frame, numeric, categorical))
-    if numeric:
-        store.insert("baseline_values", _values_table(baseline_id, frame, numeric))
+    # Numeric values go to baseline_values only (one insert per feature keeps memory at one
+    # column); baseline_rows keeps the categorical values of each row.
+    for name in numeric:
+        store.insert("baseline_values", _values_table(baseline_id, name, frame[name]))
+    store.insert("baseline_rows", _rows_table(baseline_id, frame, [], categorical))
     total = len(frame)
     profiles = _numeric_profiles(store, baseline_id, numeric, total)
     features = tuple(

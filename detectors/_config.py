@@ -80,7 +80,6 @@ class DriftConfig:
         selection: ``"fixed"`` or ``"evidently"`` (Evidently's rule picks the deciding method).
         correction: ``"none"``, ``"bonferroni"`` or ``"bh"`` over the deciding p-value tests.
         ks_method: ``"auto"``, ``"exact"`` or ``"asymp"`` p-values for Kolmogorov-Smirnov.
-        group: numeric features per exact-ECDF query (memory grows with it).
     """
 
     numeric_methods: tuple[str, ...] = ("wasserstein", "psi")
@@ -93,7 +92,6 @@ class DriftConfig:
     selection: str = "fixed"
     correction: str = "none"
     ks_method: str = "auto"
-    group: int = 1
 
     def __post_init__(self) -> None:
         for method in (*self.numeric_methods, *self.categorical_methods, *self.thresholds):
@@ -114,8 +112,6 @@ class DriftConfig:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
         if self.ks_method not in ("auto", "exact", "asymp"):
             raise ValueError(f"ks_method must be auto, exact or asymp, got {self.ks_method!r}")
-        if self.group < 1:
-            raise ValueError(f"group must be at least 1, got {self.group}")
 
     @classmethod
     def evidently(cls, **overrides: object) -> DriftConfig:

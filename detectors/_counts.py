@@ -16,7 +16,9 @@ from ._baseline import Baseline
 from ._binning import doane_edges, sturges_edges
 from ._sql import (
     CURRENT_NUM,
+    CURRENT_ONE,
     REFERENCE_NUM,
+    REFERENCE_ONE,
     NumericSummary,
     Window,
     distinct_counts,
@@ -38,7 +40,7 @@ def _keelwatch(store: Store, window: Window, baseline: Baseline, names: Sequence
     params = source_params(window, baseline.baseline_id, names)
     edges = {n: np.asarray(baseline.feature(n).edges) for n in names}
     out: Pairs = {}
-    for name, (counts, below, above) in histograms(store, CURRENT_NUM, params, edges).items():
+    for name, (counts, below, above) in histograms(store, CURRENT_ONE, params, edges).items():
         counts = counts.copy()
         counts[0] += below
         counts[-1] += above
@@ -69,8 +71,8 @@ def _both_sides(
     if not edges:
         return {}
     sub = {**params, "names": names_param(list(edges))}
-    ref = histograms(store, REFERENCE_NUM, sub, edges)
-    cur = histograms(store, CURRENT_NUM, sub, edges)
+    ref = histograms(store, REFERENCE_ONE, sub, edges)
+    cur = histograms(store, CURRENT_ONE, sub, edges)
     return {name: (ref[name], cur[name]) for name in edges}
 
 

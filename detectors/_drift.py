@@ -169,17 +169,12 @@ def _methods_per_feature(
         for name in current_cats:
             out[name] = config.categorical_methods
         return out
-    names = [p.name for p in numeric]
-    distinct = (
-        distinct_counts(
-            store,
-            (REFERENCE_NUM, CURRENT_NUM),
-            source_params(window, baseline.baseline_id, names),
-            6,
-        )
-        if names
-        else {}
-    )
+    # Only a reference with at most 5 distinct values can leave the union at most 5.
+    few = [p.name for p in numeric if p.distinct <= 5]
+    distinct = {p.name: p.distinct for p in numeric}
+    if few:
+        params = source_params(window, baseline.baseline_id, few)
+        distinct.update(distinct_counts(store, (REFERENCE_NUM, CURRENT_NUM), params, 6))
     for p in numeric:
         first = evidently_method("numeric", p.count, distinct.get(p.name, 0))
         out[p.name] = (first, *[m for m in config.numeric_methods if m != first])
@@ -268,7 +263,7 @@ def run_drift(
     methods = _methods_per_feature(store, window, baseline, config, numeric, current_cats)
     wanted = {m for p in numeric for m in methods[p.name]}
     ecdf_names = [p.name for p in numeric if NUMERIC_ONLY & set(methods[p.name])]
-    ecdf = ecdf_distances(store, window, baseline.baseline_id, ecdf_names, config.group)
+    ecdf = ecdf_distances(store, window, baseline.baseline_id, ecdf_names)
     binned_names = [p.name for p in numeric if set(methods[p.name]) - NUMERIC_ONLY]
     binned = numeric_pairs(store, window, baseline, binned_names, config.compat)
     hell: Pairs = {}

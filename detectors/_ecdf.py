@@ -10,7 +10,7 @@ before position ``i``) and ``C_i`` (current), and with ``dx_i = x_{i+1} − x_i`
 - Kolmogorov-Smirnov ``D = max |R_i / n_ref − C_i / n_cur|`` over the last position of each run
   of equal values, as ``scipy.stats.ks_2samp``; the counts there are returned for the p-value.
 
-Memory is one feature group's values at a time (``group`` features per query).
+Memory is one feature's values (both sides) at a time.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from keelwatch.store import Store
 
-from ._sql import CURRENT_NUM, REFERENCE_NUM, Window, source_params
+from ._sql import CURRENT_ONE, REFERENCE_ONE, Window
 
 __all__ = ["EcdfDistances", "ecdf_distances"]
 
@@ -38,51 +38,51 @@ class EcdfDistances:
 
 
 _QUERY = f"""
-SELECT feature, nr, nc, w, d, cr[i] AS ref_below, cc[i] AS cur_below FROM (
- SELECT feature, nr, nc,
+SELECT nr, nc, w, d, cr[i] AS ref_below, i - cr[i] AS cur_below FROM (
+ SELECT nr, nc,
   arrayPushBack(arrayPopFront(arrayDifference(xs)), 0.) AS dx,
   arrayCumSum(ss) AS cr,
-  arrayMap((j, r) -> toUInt64(j) - r, arrayEnumerate(ss), cr) AS cc,
-  arrayMap((r, c) -> abs(r / nr - c / nc), cr, cc) AS gap,
+  arrayMap((r, j) -> abs(r / nr - (j - r) / nc), cr, arrayEnumerate(cr)) AS gap,
   arraySum((g, t) -> g * t, gap, dx) AS w,
-  arrayMap((g, t, j) -> if(t > 0 OR j = length(gap), g, -1.), gap, dx, arrayEnumerate(gap)) AS at,
+  arrayMap((g, t, j) -> if(t != 0 OR j = length(gap), g, -1.), gap, dx, arrayEnumerate(gap)) AS at,
   arrayMax(at) AS d,
-  indexOf(at, d) AS i
+  arrayReduce('argMax', arrayEnumerate(at), at) AS i
  FROM (
-  SELECT feature, arraySort(groupArray(x)) AS xs,
+  SELECT arraySort(groupArray(x)) AS xs,
    arraySort((s, v) -> v, groupArray(s), groupArray(x)) AS ss,
    toUInt64(sum(s)) AS nr, count() - nr AS nc
   FROM (
-   SELECT feature, x, toUInt64(1) AS s FROM ({REFERENCE_NUM})
-   UNION ALL SELECT feature, x, toUInt64(0) AS s FROM ({CURRENT_NUM})
-  ) GROUP BY feature
+   SELECT x, toUInt8(1) AS s FROM ({REFERENCE_ONE})
+   UNION ALL SELECT x, toUInt8(0) AS s FROM ({CURRENT_ONE})
+  )
  )
 )
 """
 
 
 def ecdf_distances(
-    store: Store, window: Window, baseline_id: str, features: Sequence[str], group: int = 1
+    store: Store, window: Window, baseline_id: str, features: Sequence[str]
 ) -> dict[str, EcdfDistances]:
     """W1 and KS ``D`` per numeric feature between the baseline and the window.
 
-    Features missing on either side are left out of the result.
+    One query per feature, holding that feature's values of both sides in the engine; features
+    missing on either side are left out of the result.
     """
     out: dict[str, EcdfDistances] = {}
-    names = list(features)
-    for start in range(0, len(names), max(group, 1)):
-        chunk = names[start : start + max(group, 1)]
-        rows = store.query(_QUERY, source_params(window, baseline_id, chunk)).to_pylist()
-        for row in rows:
-            n_ref, n_cur = int(row["nr"]), int(row["nc"])
-            if n_ref == 0 or n_cur == 0:
-                continue
-            out[str(row["feature"])] = EcdfDistances(
-                n_ref,
-                n_cur,
-                float(row["w"]),
-                float(row["d"]),
-                int(row["ref_below"]),
-                int(row["cur_below"]),
-            )
+    for name in features:
+        rows = store.query(_QUERY, {**window.params(), "b": baseline_id, "f": name}).to_pylist()
+        if not rows:
+            continue
+        row = rows[0]
+        n_ref, n_cur = int(row["nr"]), int(row["nc"])
+        if n_ref == 0 or n_cur == 0:
+            continue
+        out[name] = EcdfDistances(
+            n_ref,
+            n_cur,
+            float(row["w"]),
+            float(row["d"]),
+            int(row["ref_below"]),
+            int(row["cur_below"]),
+        )
     return out

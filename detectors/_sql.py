@@ -9,7 +9,6 @@ Non-finite values are dropped, as Evidently drops NaN and ±inf before every tes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,10 @@ import numpy as np
 from keelwatch.store import Store
 
 __all__ = [
+    "CURRENT_NUM",
+    "CURRENT_ONE",
+    "REFERENCE_NUM",
+    "REFERENCE_ONE",
     "NumericSummary",
     "Window",
     "category_counts",
@@ -60,28 +63,38 @@ WHERE_WINDOW = (
     "AND ({ver:String} = '' OR version = {ver:String}) "
     "AND ({slot:String} = '' OR slot = {slot:String})"
 )
-_NAMES = "JSONExtract({names:String}, 'Array(String)')"
+_NAMES = "{names:Array(String)}"
 #: ``(feature, x)`` rows of the window's numeric features named in ``{names}``.
 CURRENT_NUM = (
     "SELECT k AS feature, v AS x FROM predictions "
     "ARRAY JOIN mapKeys(num) AS k, mapValues(num) AS v "
-    f"WHERE {WHERE_WINDOW} AND has({_NAMES}, k) AND isFinite(v)"
+    f"WHERE {WHERE_WINDOW} AND k IN {_NAMES} AND isFinite(v)"
 )
 #: ``(feature, x)`` rows of the baseline's numeric features named in ``{names}``.
 REFERENCE_NUM = (
     "SELECT feature, value AS x FROM baseline_values "
-    f"WHERE baseline_id = {{b:String}} AND has({_NAMES}, feature) AND isFinite(value)"
+    f"WHERE baseline_id = {{b:String}} AND feature IN {_NAMES} AND isFinite(value)"
+)
+#: ``x`` rows of the window's numeric feature ``{f}`` (reads the map's one key, no ARRAY JOIN).
+CURRENT_ONE = (
+    "SELECT num[{f:String}] AS x FROM predictions "
+    f"WHERE {WHERE_WINDOW} AND mapContains(num, {{f:String}}) AND isFinite(x)"
+)
+#: ``x`` rows of the baseline's numeric feature ``{f}`` (one primary-key range).
+REFERENCE_ONE = (
+    "SELECT value AS x FROM baseline_values "
+    "WHERE baseline_id = {b:String} AND feature = {f:String} AND isFinite(value)"
 )
 _CURRENT_CAT = (
     "SELECT k AS feature, v AS x FROM predictions "
     "ARRAY JOIN mapKeys(cat) AS k, mapValues(cat) AS v "
-    f"WHERE {WHERE_WINDOW} AND has({_NAMES}, k)"
+    f"WHERE {WHERE_WINDOW} AND k IN {_NAMES}"
 )
 
 
-def names_param(names: Sequence[str]) -> str:
-    """Feature names as one bound string parameter (JSON; decoded in SQL)."""
-    return json.dumps(list(names))
+def names_param(names: Sequence[str]) -> list[str]:
+    """Feature names as a bound ``Array(String)`` parameter (a constant: no per-row parsing)."""
+    return [str(n) for n in names]
 
 
 def source_params(window: Window, baseline_id: str, names: Sequence[str]) -> dict[str, Any]:
@@ -150,33 +163,31 @@ def histograms(
 ) -> dict[str, tuple[np.ndarray, int, int]]:
     """Counts per bin of each feature's ``edges``, and the counts below and above them.
 
-    Bins are half-open ``[e_i, e_{i+1})`` with the last one closed, exactly as ``np.histogram``
-    with explicit edges assigns values (IEEE comparisons on the same doubles).
+    ``source`` is ``CURRENT_ONE`` or ``REFERENCE_ONE`` (one query per feature: a constant edge
+    array per query is far cheaper than picking each row's edges out of a nested array). Bins
+    are half-open ``[e_i, e_{i+1})`` with the last one closed, exactly as ``np.histogram`` with
+    explicit edges assigns values (IEEE comparisons on the same doubles).
     """
-    names = list(edges)
-    if not names:
-        return {}
-    arrays = [[float(e) for e in edges[name]] for name in names]
-    rows = store.query(
-        "SELECT feature, b, count() AS c FROM ("
-        f" SELECT feature, x, {{edges:Array(Array(Float64))}}[indexOf({_NAMES}, feature)] AS e,"
-        "  multiIf(x < e[1], -1, x > e[-1], -2, toInt64(arrayCount(t -> t <= x,"
-        "   arraySlice(e, 2, length(e) - 2)))) AS b"
-        f" FROM ({source})"
-        ") GROUP BY feature, b",
-        {**params, "names": names_param(names), "edges": arrays},
-    ).to_pylist()
-    out = {name: (np.zeros(len(edges[name]) - 1, dtype=np.int64), 0, 0) for name in names}
-    for row in rows:
-        counts, below, above = out[str(row["feature"])]
-        b, c = int(row["b"]), int(row["c"])
-        if b == -1:
-            below += c
-        elif b == -2:
-            above += c
-        else:
-            counts[b] += c
-        out[str(row["feature"])] = (counts, below, above)
+    out = {}
+    for name, feature_edges in edges.items():
+        e = [float(v) for v in feature_edges]
+        rows = store.query(
+            "SELECT multiIf(x < {lo:Float64}, -1, x > {hi:Float64}, -2, "
+            "toInt64(arrayCount(t -> t <= x, {inner:Array(Float64)}))) AS b, count() AS c "
+            f"FROM ({source}) GROUP BY b",
+            {**params, "f": name, "lo": e[0], "hi": e[-1], "inner": e[1:-1]},
+        ).to_pylist()
+        counts = np.zeros(len(e) - 1, dtype=np.int64)
+        below = above = 0
+        for row in rows:
+            b, c = int(row["b"]), int(row["c"])
+            if b == -1:
+                below = c
+            elif b == -2:
+                above = c
+            else:
+                counts[b] = c
+        out[name] = (counts, below, above)
     return out
 
 

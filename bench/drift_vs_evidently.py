@@ -1,0 +1,227 @@
+"""Drift detection, keelwatch (in ClickHouse) against Evidently 0.7's DataDriftPreset (pandas).
+
+Both tools see the same generated reference and current data (regenerated from one seed in each
+tool's own subprocess, so neither's memory includes the other's). keelwatch registers the
+reference as a baseline and writes the current rows as predictions into a fresh embedded store,
+then runs drift with ``DriftConfig.evidently()`` (Evidently's test choice, binning and
+thresholds). Printed per case: wall times (keelwatch split into baseline registration,
+prediction insert and detection), peak RSS of each subprocess (``ru_maxrss``, which includes the
+generated data frames; the RSS after generating the data is printed too), ratios, and the
+largest absolute score difference per method over all features.
+
+    .venv/bin/python bench/drift_vs_evidently.py                 # 1M rows x 20 numeric
+    .venv/bin/python bench/drift_vs_evidently.py --rows 100000 --case mixed
+    .venv/bin/python bench/drift_vs_evidently.py --rows 100000 --method psi   # force one method
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+
+SEED = 20260101
+BATCH = 100_000
+# Evidently's display names -> keelwatch's method names.
+EVIDENTLY_NAMES = {
+    "Wasserstein distance (normed)": "wasserstein",
+    "Jensen-Shannon distance": "jensen_shannon",
+    "PSI": "psi",
+    "Kullback-Leibler divergence": "kl_div",
+    "Hellinger distance (normed)": "hellinger",
+    "K-S p_value": "ks",
+    "chi-square p_value": "chi_square",
+    "Z-test p_value": "z_test",
+}
+P_VALUE_METHODS = {"ks", "chi_square", "z_test"}
+
+
+def generate(rows: int, features: int, case: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference and current frames; every fourth numeric feature shifts, every fifth scales."""
+    rng = np.random.default_rng(SEED)
+    ref, cur = {}, {}
+    for i in range(features):
+        name = f"f{i:02d}"
+        ref[name] = rng.normal(size=rows)
+        shift = 0.25 if i % 4 == 0 else 0.0
+        scale = 1.5 if i % 5 == 0 else 1.0
+        cur[name] = rng.normal(shift, scale, size=rows)
+    if case == "mixed":
+        for i in range(features // 4):
+            name = f"c{i:02d}"
+            cats = np.array([f"v{j}" for j in range(3 + i)])
+            p = np.linspace(1.0, 2.0, cats.size)
+            ref[name] = rng.choice(cats, rows, p=p / p.sum())
+            q = p[::-1] if i % 2 else p
+            cur[name] = rng.choice(cats, rows, p=q / q.sum())
+        ref["few"] = rng.integers(0, 4, rows).astype(float)
+        cur["few"] = rng.integers(0, 5, rows).astype(float)
+    return pd.DataFrame(ref), pd.DataFrame(cur)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_evidently(ref: pd.DataFrame, cur: pd.DataFrame, method: str | None) -> dict:
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    preset = DataDriftPreset(num_method=method, cat_method=method) if method else DataDriftPreset()
+    start = time.perf_counter()
+    snapshot = Report([preset]).run(cur, ref)
+    seconds = time.perf_counter() - start
+    scores = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric["config"]
+        if config.get("type") == "evidently:metric_v2:ValueDrift":
+            scores[config["column"]] = [EVIDENTLY_NAMES[config["method"]], float(metric["value"])]
+    return {"seconds": seconds, "scores": scores}
+
+
+def _map(names: list[str], values: np.ndarray, item: object) -> object:
+    import pyarrow as pa
+
+    n, k = values.shape
+    columns = pa.array(np.tile(np.arange(k, dtype=np.int32), n))
+    keys = pa.DictionaryArray.from_arrays(columns, pa.array(names)).cast(pa.string())
+    offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
+    return pa.MapArray.from_arrays(offsets, keys, pa.array(values.ravel(), item))
+
+
+def predictions_table(frame: pd.DataFrame, first: int = 0) -> object:
+    """Current rows as ``predictions`` (what the ingest API writes), built without Python loops."""
+    import pyarrow as pa
+
+    n = len(frame)
+    numeric = [c for c in frame.columns if frame[c].dtype != object]
+    categorical = [c for c in frame.columns if frame[c].dtype == object]
+    index = np.arange(first, first + n)
+    ts = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(index, unit="us")
+    ids = pa.array(np.char.mod("p%09d", index))
+    cat = (
+        _map(categorical, frame[categorical].to_numpy(dtype=object), pa.string())
+        if categorical
+        else pa.array([[] for _ in range(n)], pa.map_(pa.string(), pa.string()))
+    )
+    return pa.table(
+        {
+            "project": pa.array(["default"] * n),
+            "model": pa.array(["bench"] * n),
+            "prediction_id": ids,
+            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "num": _map(numeric, frame[numeric].to_numpy(dtype=float), pa.float64()),
+            "cat": cat,
+        }
+    )
+
+
+def run_keelwatch(ref: pd.DataFrame, cur: pd.DataFrame, method: str | None) -> dict:
+    from keelwatch.detectors import DriftConfig, Window, register_baseline, run_drift
+    from keelwatch.store import EmbeddedStore, migrate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddedStore(f"{tmp}/store")
+        try:
+            migrate(store)
+            t0 = time.perf_counter()
+            baseline = register_baseline(store, "bench", ref)
+            t1 = time.perf_counter()
+            for lo in range(0, len(cur), BATCH):  # the collector writes batches too
+                store.insert("predictions", predictions_table(cur.iloc[lo : lo + BATCH], lo))
+            t2 = time.perf_counter()
+            start = pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime()
+            window = Window("bench", start, start + timedelta(seconds=len(cur) / 1e6 + 1))
+            if method:
+                config = DriftConfig(
+                    numeric_methods=(method,),
+                    categorical_methods=(method,),
+                    compat="evidently",
+                )
+            else:
+                config = DriftConfig.evidently()
+            run = run_drift(store, baseline, window, config)
+            t3 = time.perf_counter()
+        finally:
+            store.close()
+    scores = {}
+    for r in run.deciding:
+        scores[r.feature] = [r.method, r.p_value if r.method in P_VALUE_METHODS else r.score]
+    return {
+        "seconds": t3 - t0,
+        "register_s": t1 - t0,
+        "insert_s": t2 - t1,
+        "detect_s": t3 - t2,
+        "scores": scores,
+    }
+
+
+def worker(args: argparse.Namespace) -> None:
+    ref, cur = generate(args.rows, args.features, args.case)
+    data_mb = _rss_mb()
+    run = run_evidently if args.worker == "evidently" else run_keelwatch
+    out = run(ref, cur, args.method)
+    out.update({"data_rss_mb": data_mb, "peak_rss_mb": _rss_mb()})
+    print(json.dumps(out))
+
+
+def _spawn(tool: str, args: argparse.Namespace) -> dict:
+    command = [sys.executable, __file__, "--worker", tool, "--rows", str(args.rows)]
+    command += ["--features", str(args.features), "--case", args.case]
+    if args.method:
+        command += ["--method", args.method]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per side")
+    parser.add_argument("--features", type=int, default=20, help="numeric features")
+    parser.add_argument("--case", choices=("numeric", "mixed"), default="numeric")
+    parser.add_argument("--method", default=None, help="force one method (Evidently's name)")
+    parser.add_argument("--keelwatch-only", action="store_true", help="skip Evidently")
+    parser.add_argument("--worker", choices=("evidently", "keelwatch"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    print(f"case={args.case} rows={args.rows:,} per side, {args.features} numeric features")
+    kw = _spawn("keelwatch", args)
+    print(
+        f"keelwatch  {kw['seconds']:8.2f} s  (register baseline {kw['register_s']:.2f} s, "
+        f"insert predictions {kw['insert_s']:.2f} s, detect {kw['detect_s']:.2f} s)  "
+        f"peak RSS {kw['peak_rss_mb']:7.0f} MB (data alone {kw['data_rss_mb']:.0f} MB)"
+    )
+    if args.keelwatch_only:
+        return
+    ev = _spawn("evidently", args)
+    print(
+        f"evidently  {ev['seconds']:8.2f} s  "
+        f"peak RSS {ev['peak_rss_mb']:7.0f} MB (data alone {ev['data_rss_mb']:.0f} MB)"
+    )
+    print(
+        f"ratio      end to end {ev['seconds'] / kw['seconds']:.1f}x faster, "
+        f"detection alone {ev['seconds'] / kw['detect_s']:.1f}x faster, "
+        f"peak RSS evidently/keelwatch {ev['peak_rss_mb'] / kw['peak_rss_mb']:.2f}"
+    )
+    worst: dict[str, float] = {}
+    for feature, (method, value) in ev["scores"].items():
+        ours_method, ours = kw["scores"][feature]
+        if ours_method != method:
+            raise SystemExit(f"{feature}: keelwatch chose {ours_method}, Evidently {method}")
+        worst[method] = max(worst.get(method, 0.0), abs(ours - value))
+    for method, diff in sorted(worst.items()):
+        print(f"max |score difference| {method:15s} {diff:.3g}")
+
+
+if __name__ == "__main__":
+    main()
