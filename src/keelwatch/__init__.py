@@ -13,18 +13,22 @@ The server, store, detectors, alerts and dashboards live in ``keelwatch.collecto
 """
 
 from keelwatch.collector import (
+    Client,
     configure,
     current_prediction_id,
     flush,
+    instrument_estimator,
     log_outcome,
     monitor,
     shutdown,
 )
 
 __all__ = [
+    "Client",
     "configure",
     "current_prediction_id",
     "flush",
+    "instrument_estimator",
     "log_outcome",
     "monitor",
     "shutdown",
