@@ -16,6 +16,7 @@ from ._config import DEFAULT_THRESHOLDS, METHODS, P_VALUE_METHODS, DriftConfig, 
 from ._drift import DriftResult, DriftRun, run_drift, store_run
 from ._methods import (
     chi_square,
+    chi_square_homogeneity,
     fill_zeros,
     hellinger,
     jensen_shannon,
@@ -26,6 +27,7 @@ from ._methods import (
 )
 from ._multiple import adjust_p_values
 from ._sql import Window
+from ._thresholds import CalibratedThreshold, as_feature_thresholds, calibrate_thresholds
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -33,13 +35,17 @@ __all__ = [
     "P_VALUE_METHODS",
     "Baseline",
     "BaselineError",
+    "CalibratedThreshold",
     "DriftConfig",
     "DriftResult",
     "DriftRun",
     "FeatureProfile",
     "Window",
     "adjust_p_values",
+    "as_feature_thresholds",
+    "calibrate_thresholds",
     "chi_square",
+    "chi_square_homogeneity",
     "doane_edges",
     "evidently_method",
     "fill_zeros",

@@ -31,7 +31,16 @@ from ._config import (
 )
 from ._counts import Pairs, numeric_pairs
 from ._ecdf import EcdfDistances, ecdf_distances
-from ._methods import chi_square, hellinger, jensen_shannon, kl_divergence, ks_p_value, psi, z_test
+from ._methods import (
+    chi_square,
+    chi_square_homogeneity,
+    hellinger,
+    jensen_shannon,
+    kl_divergence,
+    ks_p_value,
+    psi,
+    z_test,
+)
 from ._multiple import adjust_p_values
 from ._sql import (
     CURRENT_NUM,
@@ -147,7 +156,9 @@ def _binned_score(
     if method == "hellinger":
         return hellinger(ref, cur), None
     if method == "chi_square":
-        return chi_square(ref, cur)
+        if config.compat == "evidently":
+            return chi_square(ref, cur)
+        return chi_square_homogeneity(ref, cur)
     if method == "z_test":
         # First sorted category (or value, or bin) is coded 0, as Evidently does.
         return z_test(int(ref[0]), int(ref.sum()), int(cur[0]), int(cur.sum()))

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from keelwatch.store import Store
 
 from ._sql import CURRENT_ONE, REFERENCE_ONE, Window
 
-__all__ = ["EcdfDistances", "ecdf_distances"]
+__all__ = ["EcdfDistances", "ecdf_distances", "ecdf_query", "query_distances"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ class EcdfDistances:
     ks_cur_below: int
 
 
-_QUERY = f"""
+def ecdf_query(reference: str, current: str) -> str:
+    """The ECDF query over two ``x`` sources (constant SQL fragments, never user input)."""
+    return f"""
 SELECT nr, nc, w, d, cr[i] AS ref_below, i - cr[i] AS cur_below FROM (
  SELECT nr, nc,
   arrayPushBack(arrayPopFront(arrayDifference(xs)), 0.) AS dx,
@@ -52,12 +55,31 @@ SELECT nr, nc, w, d, cr[i] AS ref_below, i - cr[i] AS cur_below FROM (
    arraySort((s, v) -> v, groupArray(s), groupArray(x)) AS ss,
    toUInt64(sum(s)) AS nr, count() - nr AS nc
   FROM (
-   SELECT x, toUInt8(1) AS s FROM ({REFERENCE_ONE})
-   UNION ALL SELECT x, toUInt8(0) AS s FROM ({CURRENT_ONE})
+   SELECT x, toUInt8(1) AS s FROM ({reference})
+   UNION ALL SELECT x, toUInt8(0) AS s FROM ({current})
   )
  )
 )
 """
+
+
+_QUERY = ecdf_query(REFERENCE_ONE, CURRENT_ONE)
+
+
+def query_distances(store: Store, sql: str, params: dict[str, Any]) -> EcdfDistances | None:
+    """Run an ``ecdf_query``; ``None`` when either side is empty."""
+    rows = store.query(sql, params).to_pylist()
+    if not rows or not rows[0]["nr"] or not rows[0]["nc"]:
+        return None
+    row = rows[0]
+    return EcdfDistances(
+        int(row["nr"]),
+        int(row["nc"]),
+        float(row["w"]),
+        float(row["d"]),
+        int(row["ref_below"]),
+        int(row["cur_below"]),
+    )
 
 
 def ecdf_distances(
@@ -70,19 +92,7 @@ def ecdf_distances(
     """
     out: dict[str, EcdfDistances] = {}
     for name in features:
-        rows = store.query(_QUERY, {**window.params(), "b": baseline_id, "f": name}).to_pylist()
-        if not rows:
-            continue
-        row = rows[0]
-        n_ref, n_cur = int(row["nr"]), int(row["nc"])
-        if n_ref == 0 or n_cur == 0:
-            continue
-        out[name] = EcdfDistances(
-            n_ref,
-            n_cur,
-            float(row["w"]),
-            float(row["d"]),
-            int(row["ref_below"]),
-            int(row["cur_below"]),
-        )
+        found = query_distances(store, _QUERY, {**window.params(), "b": baseline_id, "f": name})
+        if found is not None:
+            out[name] = found
     return out

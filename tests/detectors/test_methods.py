@@ -12,6 +12,7 @@ from scipy.spatial import distance
 from keelwatch.detectors import (
     adjust_p_values,
     chi_square,
+    chi_square_homogeneity,
     doane_edges,
     fill_zeros,
     hellinger,
@@ -69,6 +70,16 @@ def test_chi_square_matches_scipy(rng: np.random.Generator) -> None:
     assert statistic == pytest.approx(expected.statistic, rel=1e-12)
     assert p == pytest.approx(expected.pvalue, rel=1e-9)
     assert chi_square(np.array([3.0, 0.0]), np.array([1.0, 1.0])) == (math.inf, 0.0)
+
+
+def test_chi_square_homogeneity_matches_scipy(rng: np.random.Generator) -> None:
+    ref, cur = rng.integers(20, 80, 5), rng.integers(20, 80, 5)
+    ref[2] = cur[2] = 0  # empty on both sides: dropped
+    table = np.vstack([ref, cur])[:, [0, 1, 3, 4]]
+    expected = stats.chi2_contingency(table, correction=False)
+    statistic, p = chi_square_homogeneity(ref, cur)
+    assert statistic == pytest.approx(expected.statistic, rel=1e-12)
+    assert p == pytest.approx(expected.pvalue, rel=1e-9)
 
 
 def test_z_test_hand_computed() -> None:
