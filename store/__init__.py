@@ -10,17 +10,21 @@ from keelwatch import environ as _environ
 from ._base import Store, StoreError, StoreUnavailable, check_identifier, check_token
 from ._embedded import EmbeddedStore
 from ._remote import ClickHouseStore
+from ._retention import RETAINED, Retention, apply_retention
 from ._schema import MIGRATIONS, Migration, migrate
 
 __all__ = [
     "DEFAULT_DATA_DIR",
     "MIGRATIONS",
+    "RETAINED",
     "ClickHouseStore",
     "EmbeddedStore",
     "Migration",
+    "Retention",
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "apply_retention",
     "check_identifier",
     "check_token",
     "migrate",

@@ -202,6 +202,47 @@ ORDER BY (project, service, start_time, trace_id, span_id)
 SETTINGS non_replicated_deduplication_window = 10000
 """
 
+# Per-minute rollups of predictions, filled at insert time by a materialized view. The target
+# keeps dedup tokens too, so a deduplicated insert does not count twice in the rollup.
+_PREDICTIONS_1M = """
+CREATE TABLE IF NOT EXISTS predictions_1m (
+    project LowCardinality(String),
+    model LowCardinality(String),
+    version LowCardinality(String),
+    slot LowCardinality(String),
+    minute DateTime('UTC'),
+    predictions SimpleAggregateFunction(sum, UInt64),
+    errors SimpleAggregateFunction(sum, UInt64),
+    latency_sum SimpleAggregateFunction(sum, Float64),
+    latency_max SimpleAggregateFunction(max, Float64),
+    latency_q AggregateFunction(quantilesTDigest(0.5, 0.9, 0.95, 0.99), Float64),
+    prompt_tokens SimpleAggregateFunction(sum, UInt64),
+    completion_tokens SimpleAggregateFunction(sum, UInt64)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(minute)
+ORDER BY (project, model, version, slot, minute)
+SETTINGS non_replicated_deduplication_window = 10000
+"""
+
+_ROLLUP_SELECT = """
+SELECT project, model, version, slot, toStartOfMinute(ts) AS minute,
+    count() AS predictions,
+    countIf(error != '') AS errors,
+    sum(latency_ms) AS latency_sum,
+    max(latency_ms) AS latency_max,
+    quantilesTDigestState(0.5, 0.9, 0.95, 0.99)(latency_ms) AS latency_q,
+    sum(toUInt64(prompt_tokens)) AS prompt_tokens,
+    sum(toUInt64(completion_tokens)) AS completion_tokens
+FROM predictions
+GROUP BY project, model, version, slot, minute
+"""
+
+_PREDICTIONS_1M_MV = (
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS predictions_1m_mv TO predictions_1m AS" + _ROLLUP_SELECT
+)
+# Rows stored before the view existed (the view only sees new inserts).
+_PREDICTIONS_1M_BACKFILL = "INSERT INTO predictions_1m" + _ROLLUP_SELECT
+
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32,
@@ -224,6 +265,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(3, "api keys, hashed, per project and role", (_API_KEYS,)),
     Migration(4, "OpenTelemetry spans", (_SPANS,)),
+    Migration(
+        5,
+        "per-minute prediction rollups",
+        (_PREDICTIONS_1M, _PREDICTIONS_1M_MV, _PREDICTIONS_1M_BACKFILL),
+    ),
     # Append new migrations here with the next version number; never renumber or edit one
     # that has shipped (stores remember applied versions in schema_migrations).
 )
