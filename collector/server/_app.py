@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -11,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from keelwatch.store import Store, StoreError, open_store
+from keelwatch.store import EmbeddedStore, Store, StoreError, apply_retention, open_store
 
 from . import _routes_admin, _routes_ingest, _routes_ops
 from ._auth import Denied, authorize, permission_for
@@ -19,8 +20,9 @@ from ._config import ServerConfig
 from ._keys import KeyRing
 from ._metrics import ServerMetrics
 from ._service import Monitoring
-from ._state import AppState
-from ._writer import DirectWriter
+from ._spool import Spool
+from ._state import AppState, Writer
+from ._writer import DirectWriter, SpoolingWriter
 
 __all__ = ["create_app"]
 
@@ -47,6 +49,19 @@ def _scheduler(config: ServerConfig, monitoring: Monitoring) -> BackgroundSchedu
     return scheduler
 
 
+def _writer(config: ServerConfig, store: Store, metrics: ServerMetrics) -> Writer:
+    if config.spool_max_bytes == 0:
+        return DirectWriter(store)
+    directory = Path(config.spool_dir) if config.spool_dir else Path("keelwatch-spool")
+    if not config.spool_dir and isinstance(store, EmbeddedStore):
+        directory = store.path / "keelwatch-spool"
+    writer = SpoolingWriter(
+        store, Spool(directory, config.spool_max_bytes), retry_interval_s=config.spool_retry_s
+    )
+    metrics.spooled_bytes.set_function(lambda: writer.spool.size)
+    return writer
+
+
 def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:
     """The ASGI app. It opens (and closes) the configured store unless one is given."""
     metrics = ServerMetrics()
@@ -54,6 +69,13 @@ def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = store or open_store(config.data_dir, config.clickhouse_url or None)
+        try:
+            await run_in_threadpool(apply_retention, current, config.retention)
+            writer = _writer(config, current, metrics)
+        except BaseException:
+            if store is None:
+                current.close()
+            raise
         monitoring = Monitoring(current, config, metrics)
         shared = AppState(
             config=config,
@@ -61,7 +83,7 @@ def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:
             keys=KeyRing(current, ttl_s=config.key_cache_ttl_s),
             metrics=metrics,
             monitoring=monitoring,
-            writer=DirectWriter(current),
+            writer=writer,
         )
         app.state.keelwatch = shared
         scheduler = _scheduler(config, monitoring)
@@ -71,7 +93,7 @@ def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:
             app.state.keelwatch = None
             if scheduler.running:
                 scheduler.shutdown(wait=True)
-            shared.writer.close()
+            writer.close()
             if store is None:
                 current.close()
 

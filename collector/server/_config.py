@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from keelwatch.alerts import Rule
 from keelwatch.environ import (
@@ -17,6 +17,7 @@ from keelwatch.environ import (
     env_int,
     env_str,
 )
+from keelwatch.store import Retention
 
 __all__ = ["ServerConfig"]
 
@@ -41,12 +42,23 @@ class ServerConfig:
     max_decompressed_bytes: int = 64 * 1024 * 1024
     #: Seconds API keys are cached; a revoked key stops working within this time.
     key_cache_ttl_s: float = 2.0
+    #: Where batches wait while the store is down ("": ``<embedded store>/keelwatch-spool``,
+    #: or ``./keelwatch-spool`` with a ClickHouse server).
+    spool_dir: str = ""
+    #: Bytes the spool may hold before ingest answers 503 (0 disables spooling).
+    spool_max_bytes: int = 1 << 30
+    #: Seconds between attempts to replay the spool.
+    spool_retry_s: float = 1.0
+    #: Days kept per kind of data, applied as table TTLs at start-up.
+    retention: Retention = field(default_factory=Retention)
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536 and self.port != 0:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         if self.detect_interval_s < 0:
             raise ValueError(f"detect_interval_s must be >= 0, got {self.detect_interval_s}")
+        if self.spool_max_bytes < 0:
+            raise ValueError(f"spool_max_bytes must be >= 0, got {self.spool_max_bytes}")
         if self.detect_window_s <= 0:
             raise ValueError(f"detect_window_s must be > 0, got {self.detect_window_s}")
 

@@ -26,6 +26,11 @@ class ServerMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.spooled_bytes = Gauge(
+            "keelwatch_spooled_bytes",
+            "Bytes of accepted batches waiting on disk for the store.",
+            registry=self.registry,
+        )
         self.drift_score = Gauge(
             "keelwatch_drift_score",
             "Latest drift score per model, feature and method.",

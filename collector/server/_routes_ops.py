@@ -32,11 +32,15 @@ async def readyz(request: Request) -> Response:
     shared = getattr(request.app.state, "keelwatch", None)
     if shared is None:
         return JSONResponse({"status": "starting"}, status_code=503)
+    spooled = getattr(getattr(shared.writer, "spool", None), "size", 0)
     try:
         await run_in_threadpool(shared.store.query, "SELECT 1 AS ok")
     except StoreError as exc:
-        return JSONResponse({"status": "store unavailable", "error": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ready"})
+        return JSONResponse(
+            {"status": "store unavailable", "error": str(exc), "spooled_bytes": spooled},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready", "spooled_bytes": spooled})
 
 
 @router.get("/metrics", tags=["operations"])

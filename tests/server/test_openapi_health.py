@@ -22,7 +22,7 @@ def test_openapi_describes_ingest_bodies(client: Any) -> None:
 
 def test_health_and_readiness(client: Any, store: EmbeddedStore) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready"}
+    assert client.get("/readyz").json() == {"status": "ready", "spooled_bytes": 0}
     store.close()
     answer = client.get("/readyz")
     assert answer.status_code == 503
