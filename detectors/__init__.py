@@ -12,7 +12,9 @@ from ._baseline import (
     register_baseline,
 )
 from ._binning import doane_edges, sturges_edges
+from ._calibration import Calibration, ReliabilityPoint, calibration
 from ._config import DEFAULT_THRESHOLDS, METHODS, P_VALUE_METHODS, DriftConfig, evidently_method
+from ._detect import Detection, detect
 from ._drift import DriftResult, DriftRun, run_drift, store_run
 from ._methods import (
     chi_square,
@@ -26,6 +28,9 @@ from ._methods import (
     z_test,
 )
 from ._multiple import adjust_p_values
+from ._operations import Operations, operations
+from ._performance import Classification, Regression, classification, regression
+from ._quality import FeatureQuality, Quality, quality
 from ._sql import Window
 from ._thresholds import CalibratedThreshold, as_feature_thresholds, calibrate_thresholds
 
@@ -36,16 +41,27 @@ __all__ = [
     "Baseline",
     "BaselineError",
     "CalibratedThreshold",
+    "Calibration",
+    "Classification",
+    "Detection",
     "DriftConfig",
     "DriftResult",
     "DriftRun",
     "FeatureProfile",
+    "FeatureQuality",
+    "Operations",
+    "Quality",
+    "Regression",
+    "ReliabilityPoint",
     "Window",
     "adjust_p_values",
     "as_feature_thresholds",
     "calibrate_thresholds",
+    "calibration",
     "chi_square",
     "chi_square_homogeneity",
+    "classification",
+    "detect",
     "doane_edges",
     "evidently_method",
     "fill_zeros",
@@ -56,8 +72,11 @@ __all__ = [
     "ks_p_value",
     "list_baselines",
     "load_frame",
+    "operations",
     "psi",
+    "quality",
     "register_baseline",
+    "regression",
     "run_drift",
     "store_run",
     "sturges_edges",

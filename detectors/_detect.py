@@ -1,0 +1,72 @@
+"""Every detector over one window, in one call (what ``keelwatch detect`` and the scheduler run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from keelwatch.store import Store
+
+from ._baseline import get_baseline
+from ._calibration import Calibration, calibration
+from ._config import DriftConfig
+from ._drift import DriftRun, run_drift
+from ._operations import Operations, operations
+from ._performance import Classification, Regression, classification, regression
+from ._quality import Quality, quality
+from ._sql import Window
+
+__all__ = ["Detection", "detect"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """All detector results of one window; parts that do not apply are ``None`` or empty.
+
+    ``drift`` and ``quality`` need a registered baseline; ``classification``, ``calibration``
+    and ``regression`` need outcomes joined by ``prediction_id``.
+    """
+
+    window: Window
+    baseline_id: str | None
+    drift: DriftRun | None
+    quality: Quality | None
+    operations: tuple[Operations, ...]
+    classification: Classification | None
+    calibration: Calibration | None
+    regression: Regression | None
+
+
+def detect(
+    store: Store,
+    model: str,
+    start: datetime,
+    end: datetime,
+    *,
+    project: str = "default",
+    version: str = "",
+    slot: str = "",
+    baseline_version: int | None = None,
+    config: DriftConfig | None = None,
+    positive: str = "1",
+    calibration_bins: int = 10,
+    calibration_strategy: str = "uniform",
+) -> Detection:
+    """Run drift, data quality, operations, performance and calibration over a window.
+
+    Args:
+        baseline_version: which baseline to compare with (default: the newest).
+        positive: the positive class label of a binary classifier.
+    """
+    window = Window(model, start, end, project, version, slot)
+    baseline = get_baseline(store, model, baseline_version, project)
+    return Detection(
+        window,
+        baseline.baseline_id if baseline else None,
+        run_drift(store, baseline, window, config) if baseline else None,
+        quality(store, baseline, window) if baseline else None,
+        operations(store, window),
+        classification(store, window, positive),
+        calibration(store, window, positive, calibration_bins, calibration_strategy),
+        regression(store, window),
+    )

@@ -1,0 +1,102 @@
+"""Data quality, operations and the all-detectors ``detect`` call."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keelwatch.detectors import (
+    Detection,
+    Window,
+    detect,
+    operations,
+    quality,
+    register_baseline,
+)
+from keelwatch.store import Store
+
+
+def test_quality(store: Store, rng: np.random.Generator, insert: Any) -> None:
+    ref = pd.DataFrame(
+        {
+            "x": rng.uniform(0, 1, 1000),
+            "k": rng.normal(size=1000),
+            "gone": rng.normal(size=1000),
+            "c": rng.choice(["a", "b"], 1000),
+        }
+    )
+    baseline = register_baseline(store, "m", ref)
+    n = 400
+    x = rng.uniform(0, 1.25, n)  # about 20% above the baseline's max
+    x[:40] = np.nan
+    cur = pd.DataFrame(
+        {
+            "x": x,
+            "k": np.full(n, 3.0),
+            "c": np.where(np.arange(n) < 100, "new", "a"),
+            "extra": rng.normal(size=n),
+        }
+    )
+    ids = [f"p{i}" for i in range(n)]
+    ids[-1] = ids[0]  # a repeated id
+    window = insert(store, "m", cur, prediction_id=ids)
+    q = quality(store, baseline, window)
+    assert q.rows == n and q.duplicate_ids == 1
+    assert q.missing_features == ("gone",) and q.unexpected_features == ("extra",)
+    by = {f.feature: f for f in q.features}
+    assert by["x"].missing_rate == pytest.approx(0.1)
+    finite = x[np.isfinite(x)]
+    expected = np.mean((finite > ref["x"].max()) | (finite < ref["x"].min()))
+    assert by["x"].out_of_range_share == pytest.approx(expected)
+    assert by["c"].unseen_share == pytest.approx(0.25)
+    assert by["k"].constant and not by["x"].constant and not by["c"].constant
+    assert by["gone"].missing_rate == 1.0
+
+
+def test_operations_per_version_and_slot(
+    store: Store, rng: np.random.Generator, insert: Any
+) -> None:
+    start = pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime()
+    latency = {"stable": rng.gamma(2.0, 10.0, 300), "canary": rng.gamma(2.0, 20.0, 200)}
+    for slot, lat in latency.items():
+        errors = ["" if i % 10 else "TimeoutError: slow" for i in range(lat.size)]
+        insert(
+            store,
+            "m",
+            pd.DataFrame({"x": np.zeros(lat.size)}),
+            start=start,
+            version="v2",
+            slot=slot,
+            latency_ms=lat,
+            error=errors,
+        )
+    window = Window("m", start, start + timedelta(seconds=1))
+    rows = {o.slot: o for o in operations(store, window)}
+    assert set(rows) == {"canary", "stable"}
+    for slot, lat in latency.items():
+        o = rows[slot]
+        assert o.calls == lat.size and o.version == "v2"
+        assert o.failure_rate == pytest.approx(np.ceil(lat.size / 10) / lat.size)
+        assert o.throughput_per_s == pytest.approx(lat.size)
+        np.testing.assert_allclose(
+            [o.latency_p50_ms, o.latency_p95_ms, o.latency_p99_ms],
+            np.percentile(lat, [50, 95, 99]),
+            rtol=1e-12,
+        )
+
+
+def test_detect_runs_everything(store: Store, rng: np.random.Generator, insert: Any) -> None:
+    start = pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime()
+    empty = detect(store, "m", start, start + timedelta(hours=1))
+    assert isinstance(empty, Detection) and empty.drift is None and empty.quality is None
+    register_baseline(store, "m", pd.DataFrame({"x": rng.normal(size=500)}))
+    insert(store, "m", pd.DataFrame({"x": rng.normal(2.0, 1.0, size=300)}), start=start)
+    found = detect(store, "m", start, start + timedelta(hours=1))
+    assert found.drift is not None and found.drift.dataset_drift
+    assert found.quality is not None and found.quality.rows == 300
+    assert found.operations[0].calls == 300
+    assert found.classification is None and found.calibration is None and found.regression is None
