@@ -28,6 +28,7 @@ from ._methods import (
     z_test,
 )
 from ._multiple import adjust_p_values
+from ._multivariate import DomainClassifierDrift, domain_classifier_drift
 from ._operations import Operations, operations
 from ._performance import Classification, Regression, classification, regression
 from ._quality import FeatureQuality, Quality, quality
@@ -44,6 +45,7 @@ __all__ = [
     "Calibration",
     "Classification",
     "Detection",
+    "DomainClassifierDrift",
     "DriftConfig",
     "DriftResult",
     "DriftRun",
@@ -63,6 +65,7 @@ __all__ = [
     "classification",
     "detect",
     "doane_edges",
+    "domain_classifier_drift",
     "evidently_method",
     "fill_zeros",
     "get_baseline",

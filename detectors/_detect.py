@@ -11,6 +11,7 @@ from ._baseline import get_baseline
 from ._calibration import Calibration, calibration
 from ._config import DriftConfig
 from ._drift import DriftRun, run_drift
+from ._multivariate import DomainClassifierDrift, domain_classifier_drift
 from ._operations import Operations, operations
 from ._performance import Classification, Regression, classification, regression
 from ._quality import Quality, quality
@@ -35,6 +36,7 @@ class Detection:
     classification: Classification | None
     calibration: Calibration | None
     regression: Regression | None
+    multivariate: DomainClassifierDrift | None = None
 
 
 def detect(
@@ -51,12 +53,14 @@ def detect(
     positive: str = "1",
     calibration_bins: int = 10,
     calibration_strategy: str = "uniform",
+    multivariate: bool = False,
 ) -> Detection:
     """Run drift, data quality, operations, performance and calibration over a window.
 
     Args:
         baseline_version: which baseline to compare with (default: the newest).
         positive: the positive class label of a binary classifier.
+        multivariate: also train the domain classifier (a few seconds; scikit-learn).
     """
     window = Window(model, start, end, project, version, slot)
     baseline = get_baseline(store, model, baseline_version, project)
@@ -69,4 +73,5 @@ def detect(
         classification(store, window, positive),
         calibration(store, window, positive, calibration_bins, calibration_strategy),
         regression(store, window),
+        domain_classifier_drift(store, baseline, window) if baseline and multivariate else None,
     )

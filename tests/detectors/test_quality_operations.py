@@ -95,8 +95,9 @@ def test_detect_runs_everything(store: Store, rng: np.random.Generator, insert: 
     assert isinstance(empty, Detection) and empty.drift is None and empty.quality is None
     register_baseline(store, "m", pd.DataFrame({"x": rng.normal(size=500)}))
     insert(store, "m", pd.DataFrame({"x": rng.normal(2.0, 1.0, size=300)}), start=start)
-    found = detect(store, "m", start, start + timedelta(hours=1))
+    found = detect(store, "m", start, start + timedelta(hours=1), multivariate=True)
     assert found.drift is not None and found.drift.dataset_drift
     assert found.quality is not None and found.quality.rows == 300
     assert found.operations[0].calls == 300
     assert found.classification is None and found.calibration is None and found.regression is None
+    assert found.multivariate is not None and found.multivariate.drifted
