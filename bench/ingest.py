@@ -1,0 +1,307 @@
+"""Ingest throughput of the collector server against direct inserts, and drift query latency.
+
+Run: ``.venv/bin/python bench/ingest.py [--batches 200] [--clients 8] [--rows 10000000]``
+
+In one run:
+
+1. **direct**: Arrow tables of predictions inserted into an embedded (chDB) store in this process,
+   in batches of ``--batch`` records (the same size the clients send) and of 100,000 records (the
+   engine's limit here). This is the baseline.
+2. **server over HTTP**: ``keelwatch serve``'s app in a subprocess (uvicorn, embedded store, no
+   keys, loopback); this process is the client, ``--clients`` threads posting ``--batches``
+   batches of ``--batch`` records x ``--features`` numeric features, once as JSON and once as
+   Arrow IPC streams. Reported: predictions/s and the ratio to direct inserts of the same size.
+3. **drift query**: ``--rows`` predictions over 4 models and 2 days inserted directly, then the
+   latency of one-day, one-model drift aggregations (a 10-bin histogram of one feature, and of
+   every feature) with and without ``FINAL``.
+
+Goals: >= 100,000 predictions/s over HTTP, and >= 1/5 of the direct rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from keelwatch.collector.server._arrow_ingest import parse_arrow
+from keelwatch.store import EmbeddedStore, migrate
+
+ARROW = "application/vnd.apache.arrow.stream"
+SERVER = r"""
+import socket, sys
+import uvicorn
+from keelwatch.collector.server import ServerConfig, create_app
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+config = ServerConfig(data_dir=sys.argv[1], detect_interval_s=0)
+uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning")).run(sockets=[sock])
+"""
+
+
+def columns(n: int, features: int, prefix: str, now: float, rng: np.random.Generator) -> pa.Table:
+    data: dict[str, Any] = {
+        "prediction_id": [f"{prefix}-{i}" for i in range(n)],
+        "model": ["churn"] * n,
+        "version": ["v1"] * n,
+        "ts": now - rng.uniform(0, 60, n),
+        "latency_ms": rng.exponential(5.0, n),
+    }
+    for j in range(features):
+        data[f"features.f{j}"] = rng.normal(size=n)
+    data["output.value"] = rng.uniform(size=n)
+    return pa.table(data)
+
+
+def arrow_body(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def json_body(table: pa.Table, features: int) -> bytes:
+    rows = table.to_pylist()
+    records = [
+        {
+            "prediction_id": r["prediction_id"],
+            "model": r["model"],
+            "version": r["version"],
+            "ts": r["ts"],
+            "latency_ms": r["latency_ms"],
+            "features": {f"f{j}": r[f"features.f{j}"] for j in range(features)},
+            "output": {"value": r["output.value"]},
+        }
+        for r in rows
+    ]
+    return orjson.dumps({"records": records})
+
+
+def direct(tables: list[pa.Table], big: int) -> dict[str, float]:
+    """Rows/s of direct inserts at the client batch size and in ``big``-row batches."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddedStore(tmp)
+        try:
+            migrate(store)
+            now = time.time()
+            stored = [parse_arrow("predictions", arrow_body(t), "bench", now).table for t in tables]
+            start = time.perf_counter()
+            for i, table in enumerate(stored):
+                store.insert("predictions", table, f"small-{i}")
+            small = sum(t.num_rows for t in stored) / (time.perf_counter() - start)
+            merged = pa.concat_tables(stored)
+            chunks = [merged.slice(i, big) for i in range(0, merged.num_rows, big)]
+            start = time.perf_counter()
+            for i, chunk in enumerate(chunks):
+                store.insert("predictions", chunk, f"big-{i}")
+            large = merged.num_rows / (time.perf_counter() - start)
+        finally:
+            store.close()
+    return {"small": small, "large": large}
+
+
+def over_http(url: str, bodies: list[bytes], content_type: str, clients: int) -> float:
+    """Predictions/s for posting every body once, from ``clients`` threads."""
+    per_batch = [0]
+    errors: list[str] = []
+    lock = threading.Lock()
+    queue = list(range(len(bodies)))
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    index = queue.pop()
+                answer = client.post(
+                    "/v1/predictions", content=bodies[index], headers={"content-type": content_type}
+                )
+                if answer.status_code != 200 or answer.json()["rejected"]:
+                    errors.append(answer.text[:200])
+                else:
+                    with lock:
+                        per_batch[0] += answer.json()["accepted"]
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed, e.g. {errors[0]}")
+    return per_batch[0] / elapsed
+
+
+def start_server(data: Path) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(data)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    url = f"http://127.0.0.1:{int(process.stdout.readline())}"
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("server did not start")
+
+
+QUERY_ONE = (
+    "SELECT arrayCount(e -> e <= num['f0'], {edges:Array(Float64)}) AS bin, count() AS c "
+    "FROM predictions{final} WHERE project = 'bench' AND model = {m:String} "
+    "AND ts >= {t0:DateTime64(6, 'UTC')} AND ts < {t1:DateTime64(6, 'UTC')} "
+    "AND mapContains(num, 'f0') GROUP BY bin"
+)
+QUERY_ALL = (
+    "SELECT f, arrayCount(e -> e <= v, {edges:Array(Float64)}) AS bin, count() AS c "
+    "FROM predictions{final} ARRAY JOIN mapKeys(num) AS f, mapValues(num) AS v "
+    "WHERE project = 'bench' AND model = {m:String} "
+    "AND ts >= {t0:DateTime64(6, 'UTC')} AND ts < {t1:DateTime64(6, 'UTC')} GROUP BY f, bin"
+)
+
+
+def drift_query(rows: int, features: int, chunk: int = 200_000) -> dict[str, float]:
+    """Insert ``rows`` over 4 models x 2 days; time one-day one-model aggregations (ms)."""
+    from datetime import datetime, timedelta, timezone
+
+    rng = np.random.default_rng(3)
+    day0 = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    start_s = (day0 - timedelta(days=1)).timestamp()
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddedStore(tmp)
+        try:
+            migrate(store)
+            began = time.perf_counter()
+            for offset in range(0, rows, chunk):
+                n = min(chunk, rows - offset)
+                keys = pa.array(np.tile(np.array([f"f{j}" for j in range(features)]), n))
+                offsets = pa.array(np.arange(n + 1, dtype=np.int32) * features)
+                num = pa.MapArray.from_arrays(
+                    offsets, keys, pa.array(rng.normal(size=n * features))
+                )
+                micros = ((start_s + rng.uniform(0, 2 * 86400, n)) * 1e6).astype("int64")
+                table = pa.table(
+                    {
+                        "project": pa.array(["bench"] * n),
+                        "model": pa.array(
+                            np.array(["m0", "m1", "m2", "m3"])[rng.integers(0, 4, n)]
+                        ),
+                        "prediction_id": pa.array(
+                            np.char.add("r", np.arange(offset, offset + n).astype(str))
+                        ),
+                        "ts": pa.array(micros).cast(pa.timestamp("us", tz="UTC")),
+                        "latency_ms": rng.exponential(5.0, n),
+                        "num": num,
+                    }
+                )
+                store.insert("predictions", table)
+            results["load_s"] = time.perf_counter() - began
+            params = {
+                "edges": [float(x) for x in np.linspace(-2, 2, 9)],
+                "m": "m1",
+                "t0": day0 - timedelta(days=1),
+                "t1": day0,
+            }
+            scanned = store.query(QUERY_ONE.replace("{final}", ""), params).column("c").to_pylist()
+            results["window_rows"] = float(sum(scanned))
+            for name, sql in (("one", QUERY_ONE), ("all", QUERY_ALL)):
+                for final in ("", " FINAL"):
+                    times = []
+                    for _ in range(5 if name == "one" else 3):
+                        t = time.perf_counter()
+                        store.query(sql.replace("{final}", final), params)
+                        times.append(time.perf_counter() - t)
+                    results[f"{name}{final.strip().lower() and '_final'}_ms"] = (
+                        1e3 * statistics.median(times)
+                    )
+        finally:
+            store.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=200, help="batches per format")
+    parser.add_argument("--batch", type=int, default=1000, help="records per batch")
+    parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
+    parser.add_argument("--rows", type=int, default=2_000_000, help="rows for the drift query")
+    parser.add_argument("--skip-query", action="store_true")
+    args = parser.parse_args(argv)
+
+    rng = np.random.default_rng(1)
+    now = time.time()
+    tables = [columns(args.batch, args.features, f"b{i}", now, rng) for i in range(args.batches)]
+    json_bodies = [json_body(t, args.features) for t in tables]
+    # Arrow bodies carry other ids, so the JSON run's dedup tokens and rows do not overlap.
+    arrow_bodies = [
+        arrow_body(
+            t.set_column(0, "prediction_id", pa.array([f"a{i}-{k}" for k in range(t.num_rows)]))
+        )
+        for i, t in enumerate(tables)
+    ]
+    total = args.batch * args.batches
+    print(
+        f"{args.batches} batches x {args.batch} records x {args.features} features "
+        f"({total:,} predictions per run); JSON body {len(json_bodies[0]) / 1024:.0f} KiB, "
+        f"Arrow body {len(arrow_bodies[0]) / 1024:.0f} KiB"
+    )
+    base = direct(tables, 100_000)
+    print(f"direct insert, {args.batch}-record batches   {base['small']:12,.0f} predictions/s")
+    print(f"direct insert, 100,000-record batches {base['large']:12,.0f} predictions/s")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        process, url = start_server(Path(tmp) / "data")
+        try:
+            rates = {
+                "JSON": over_http(url, json_bodies, "application/json", args.clients),
+                "Arrow": over_http(url, arrow_bodies, ARROW, args.clients),
+            }
+        finally:
+            process.terminate()
+            process.wait(30)
+    for name, rate in rates.items():
+        print(
+            f"server over HTTP, {name:5}, {args.clients} clients {rate:12,.0f} predictions/s   "
+            f"x{rate / base['small']:.2f} of direct {args.batch}-record, "
+            f"x{rate / base['large']:.2f} of direct 100k-record "
+            f"(goals: >= 100,000/s, >= 0.20 of direct)"
+        )
+
+    if not args.skip_query:
+        q = drift_query(args.rows, args.features)
+        print(
+            f"drift query: {args.rows:,} predictions (4 models x 2 days) loaded in "
+            f"{q['load_s']:.1f} s; one model-day window = {q['window_rows']:,.0f} rows"
+        )
+        one, one_final = q["one_ms"], q["one_final_ms"]
+        print(f"  one feature histogram   {one:8.1f} ms   with FINAL {one_final:8.1f} ms")
+        print(
+            f"  all {args.features} feature histograms {q['all_ms']:8.1f} ms   "
+            f"with FINAL {q['all_final_ms']:8.1f} ms"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
