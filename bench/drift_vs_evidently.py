@@ -36,12 +36,23 @@ EVIDENTLY_NAMES = {
     "Jensen-Shannon distance": "jensen_shannon",
     "PSI": "psi",
     "Kullback-Leibler divergence": "kl_div",
-    "Hellinger distance (normed)": "hellinger",
+    "Hellinger distance": "hellinger",
     "K-S p_value": "ks",
     "chi-square p_value": "chi_square",
     "Z-test p_value": "z_test",
 }
 P_VALUE_METHODS = {"ks", "chi_square", "z_test"}
+# Evidently's method names (for --method) -> keelwatch's.
+METHOD_NAMES = {
+    "psi": "psi",
+    "kl_div": "kl_div",
+    "jensenshannon": "jensen_shannon",
+    "hellinger": "hellinger",
+    "wasserstein": "wasserstein",
+    "ks": "ks",
+    "chisquare": "chi_square",
+    "z": "z_test",
+}
 
 
 def generate(rows: int, features: int, case: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -141,10 +152,9 @@ def run_keelwatch(ref: pd.DataFrame, cur: pd.DataFrame, method: str | None) -> d
             start = pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime()
             window = Window("bench", start, start + timedelta(seconds=len(cur) / 1e6 + 1))
             if method:
+                ours = METHOD_NAMES[method]
                 config = DriftConfig(
-                    numeric_methods=(method,),
-                    categorical_methods=(method,),
-                    compat="evidently",
+                    numeric_methods=(ours,), categorical_methods=(ours,), compat="evidently"
                 )
             else:
                 config = DriftConfig.evidently()
@@ -187,7 +197,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows per side")
     parser.add_argument("--features", type=int, default=20, help="numeric features")
     parser.add_argument("--case", choices=("numeric", "mixed"), default="numeric")
-    parser.add_argument("--method", default=None, help="force one method (Evidently's name)")
+    parser.add_argument(
+        "--method", choices=sorted(METHOD_NAMES), help="force one method (Evidently's name)"
+    )
     parser.add_argument("--keelwatch-only", action="store_true", help="skip Evidently")
     parser.add_argument("--worker", choices=("evidently", "keelwatch"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -267,7 +267,8 @@ def register_baseline(
     # column); baseline_rows keeps the categorical values of each row.
     for name in numeric:
         store.insert("baseline_values", _values_table(baseline_id, name, frame[name]))
-    store.insert("baseline_rows", _rows_table(baseline_id, frame, [], categorical))
+    if categorical:
+        store.insert("baseline_rows", _rows_table(baseline_id, frame, [], categorical))
     total = len(frame)
     profiles = _numeric_profiles(store, baseline_id, numeric, total)
     features = tuple(

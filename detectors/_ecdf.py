@@ -8,7 +8,8 @@ before position ``i``) and ``C_i`` (current), and with ``dx_i = x_{i+1} − x_i`
   ``dx = 0`` so only the last of a run of equal values counts, with both ECDFs complete there),
   as ``scipy.stats.wasserstein_distance``;
 - Kolmogorov-Smirnov ``D = max |R_i / n_ref − C_i / n_cur|`` over the last position of each run
-  of equal values, as ``scipy.stats.ks_2samp``; the counts there are returned for the p-value.
+  of equal values (``dx_i != 0``; at the very last position both ECDFs are 1), as
+  ``scipy.stats.ks_2samp``; the counts at the first maximum are returned for the p-value.
 
 Memory is one feature's values (both sides) at a time.
 """
@@ -47,10 +48,8 @@ SELECT nr, nc, w, d, cr[i] AS ref_below, i - cr[i] AS cur_below FROM (
   arrayCumSum(ss) AS cr,
   arrayMap((r, j) -> abs(r / nr - (j - r) / nc), cr, arrayEnumerate(cr)) AS gap,
   arraySum((g, t) -> g * t, gap, dx) AS w,
-  arrayMap((g, t, j) -> if(t != 0 OR j = length(gap), g, -1.), gap, dx, arrayEnumerate(gap)) AS at,
-  arrayMax(at) AS d,
-  arrayReduce('argMax', arrayEnumerate(at), at) AS i
- FROM (
+  arrayMax((g, t) -> if(t != 0, g, 0.), gap, dx) AS d,
+  arrayFirstIndex((g, t) -> t != 0 AND g = d, gap, dx) AS i FROM (
   SELECT arraySort(groupArray(x)) AS xs,
    arraySort((s, v) -> v, groupArray(s), groupArray(x)) AS ss,
    toUInt64(sum(s)) AS nr, count() - nr AS nc
