@@ -94,7 +94,9 @@ def run_evidently(ref: pd.DataFrame, cur: pd.DataFrame, method: str | None) -> d
     for metric in snapshot.dict()["metrics"]:
         config = metric["config"]
         if config.get("type") == "evidently:metric_v2:ValueDrift":
-            scores[config["column"]] = [EVIDENTLY_NAMES[config["method"]], float(metric["value"])]
+            name = config["method"]  # a display name by default, the method's name if forced
+            method = EVIDENTLY_NAMES.get(name) or METHOD_NAMES[name]
+            scores[config["column"]] = [method, float(metric["value"])]
     return {"seconds": seconds, "scores": scores}
 
 
@@ -153,8 +155,9 @@ def run_keelwatch(ref: pd.DataFrame, cur: pd.DataFrame, method: str | None) -> d
             window = Window("bench", start, start + timedelta(seconds=len(cur) / 1e6 + 1))
             if method:
                 ours = METHOD_NAMES[method]
+                cat = ("jensen_shannon",) if ours in ("ks", "wasserstein") else (ours,)
                 config = DriftConfig(
-                    numeric_methods=(ours,), categorical_methods=(ours,), compat="evidently"
+                    numeric_methods=(ours,), categorical_methods=cat, compat="evidently"
                 )
             else:
                 config = DriftConfig.evidently()
