@@ -16,6 +16,7 @@ from keelwatch.store import EmbeddedStore, Store, StoreError, apply_retention, o
 
 from . import _routes_admin, _routes_ingest, _routes_ops
 from ._auth import Denied, authorize, permission_for
+from ._coalesce import CoalescingWriter
 from ._config import ServerConfig
 from ._keys import KeyRing
 from ._metrics import ServerMetrics
@@ -50,16 +51,17 @@ def _scheduler(config: ServerConfig, monitoring: Monitoring) -> BackgroundSchedu
 
 
 def _writer(config: ServerConfig, store: Store, metrics: ServerMetrics) -> Writer:
+    """Group commit over either direct inserts or inserts that spool while the store fails."""
     if config.spool_max_bytes == 0:
-        return DirectWriter(store)
+        return CoalescingWriter(DirectWriter(store))
     directory = Path(config.spool_dir) if config.spool_dir else Path("keelwatch-spool")
     if not config.spool_dir and isinstance(store, EmbeddedStore):
         directory = store.path / "keelwatch-spool"
-    writer = SpoolingWriter(
+    spooling = SpoolingWriter(
         store, Spool(directory, config.spool_max_bytes), retry_interval_s=config.spool_retry_s
     )
-    metrics.spooled_bytes.set_function(lambda: writer.spool.size)
-    return writer
+    metrics.spooled_bytes.set_function(lambda: spooling.spool.size)
+    return CoalescingWriter(spooling)
 
 
 def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:

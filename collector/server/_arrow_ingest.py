@@ -164,15 +164,14 @@ def _timestamps(table: pa.Table, checks: _Checks, now: float) -> pa.Array:
     checks.add(
         seconds < now - MAX_AGE_S, "ts", f"is more than {MAX_AGE_S / 86400:g} days in the past"
     )
-    micros_out = np.round(np.clip(seconds, 0, 2**40) * 1e6).astype("int64")
+    micros_out = np.round(np.clip(seconds, 0, 2**40) * 1e6).astype("int64")  # as JSON
     return pa.array(micros_out).cast(pa.timestamp("us", tz="UTC"))
 
 
 def _map(
-    names: list[str], columns: list[np.ndarray], valid: list[np.ndarray], item: pa.DataType
+    n: int, names: list[str], columns: list[np.ndarray], valid: list[np.ndarray], item: pa.DataType
 ) -> pa.Array:
     """A map column from wide columns: per row the entries whose value is valid, in name order."""
-    n = len(valid[0]) if valid else 0
     if not names or n == 0:
         return pa.array([[]] * n, pa.map_(pa.string(), item))
     mask = np.column_stack(valid)
@@ -209,8 +208,10 @@ def _features(table: pa.Table, checks: _Checks, prefix: str) -> tuple[pa.Array, 
             cat_valid.append(~column.is_null().to_numpy(zero_copy_only=False))
     if len(num_names) + len(cat_names) > MAX_FEATURES:
         raise ValueError(f"{prefix.rstrip('.')}: more than {MAX_FEATURES} columns")
-    return _map(num_names, num_cols, num_valid, pa.float64()), _map(
-        cat_names, cat_cols, cat_valid, pa.string()
+    n = table.num_rows
+    return (
+        _map(n, num_names, num_cols, num_valid, pa.float64()),
+        _map(n, cat_names, cat_cols, cat_valid, pa.string()),
     )
 
 

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from ._arrow_ingest import UnreadableBody, parse_arrow
 from ._body import read_body
 from ._ingest import Batch, batch_token, parse_outcomes, parse_predictions
+from ._json_fast import fast_predictions
 from ._openapi import ARROW_STREAM, INGEST_RESPONSES, OUTCOMES_BODY, PREDICTIONS_BODY
 from ._otlp import PROTOBUF, encode_response, parse_otlp
 from ._state import caller, state
@@ -34,6 +35,10 @@ def _parse(kind: str, body: bytes, content_type: str, project: str) -> Batch:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise HTTPException(400, f"body is not valid JSON: {exc}") from exc
+    if kind == "predictions":
+        fast = fast_predictions(payload, project, now)
+        if fast is not None:
+            return fast
     parse = parse_predictions if kind == "predictions" else parse_outcomes
     try:
         return parse(payload, project, now)

@@ -154,3 +154,19 @@ def test_arrow_outcomes_over_http(client: Any, store: EmbeddedStore) -> None:
     assert answer["accepted"] == 1
     assert answer["rejected"][0]["field"] == "label"
     assert orjson.loads(orjson.dumps(answer))["rejected"][0]["index"] == 1
+
+
+@pytest.mark.parametrize(
+    "keep",
+    [
+        ["prediction_id", "model", "ts"],
+        ["prediction_id", "model", "ts", "features.age"],
+        ["prediction_id", "model", "ts", "features.plan"],
+    ],
+)
+def test_minimal_columns(keep: list[str]) -> None:
+    data = {k: v for k, v in good().items() if k in keep}
+    batch = parse_arrow("predictions", stream(pa.table(data)), "p", NOW)
+    assert batch.rejected == ()
+    assert batch.table.num_rows == 3
+    assert batch.table.column("tags").to_pylist() == [[], [], []]

@@ -157,7 +157,7 @@ def test_http_ingest_survives_an_outage(
     monkeypatch.setattr(_app, "apply_retention", lambda *_: {})
     with app_client(spool_dir=str(tmp_path / "spool"), spool_retry_s=3600) as client:
         client.app.state.keelwatch.store = flaky  # routes see the flaky store
-        writer = client.app.state.keelwatch.writer
+        writer = client.app.state.keelwatch.writer.inner  # under the group commit
         writer.store = flaky
         flaky.down = True
         body = {"records": [{"prediction_id": "p1", "model": "m", "ts": time.time()}]}
