@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 
 from keelwatch.collector.server import ServerConfig, create_app
-from keelwatch.store import EmbeddedStore
+from keelwatch.store import EmbeddedStore, Retention
 
 with warnings.catch_warnings():
     # Starlette's TestClient warns about httpx at import; the client itself works.
@@ -20,7 +20,8 @@ with warnings.catch_warnings():
 
 
 def make_config(**overrides: Any) -> ServerConfig:
-    """A server configuration without the scheduler."""
+    """A server configuration without the scheduler, nor TTLs (six ALTERs per app start)."""
+    overrides.setdefault("retention", Retention(0, 0, 0))
     return ServerConfig(detect_interval_s=0, **overrides)
 
 

@@ -27,3 +27,12 @@ def test_health_and_readiness(client: Any, store: EmbeddedStore) -> None:
     answer = client.get("/readyz")
     assert answer.status_code == 503
     assert answer.json()["status"] == "store unavailable"
+
+
+def test_retention_applied_at_start_up(app_client: Any, store: EmbeddedStore) -> None:
+    from keelwatch.store import Retention
+
+    with app_client(retention=Retention(raw_days=3)):
+        pass
+    query = store.query("SELECT create_table_query AS q FROM system.tables WHERE name = 'spans'")
+    assert "toIntervalDay(3)" in query.column("q")[0].as_py()
