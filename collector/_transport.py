@@ -53,6 +53,15 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+# What a request on a connection the server has since closed fails with (never a timeout).
+_STALE = (
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    http.client.RemoteDisconnected,
+)
+
+
 class HttpTransport:
     """POSTs over one kept-alive ``http.client`` connection (reopened after any failure)."""
 
@@ -70,18 +79,31 @@ class HttpTransport:
 
     def send(self, path: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
         """POST ``body`` to ``<endpoint><path>``."""
+        reused = self._conn is not None
         try:
-            conn = self._conn or self._connect()
-            conn.request("POST", self._base + path, body=body, headers=dict(headers))
-            resp = conn.getresponse()
-            data = resp.read()
-            retry_after = parse_retry_after(resp.getheader("Retry-After"))
-            if resp.will_close:
-                self.close()
-            return SendResult(resp.status, retry_after, data)
+            return self._post(path, body, headers)
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            if not (reused and isinstance(exc, _STALE)):
+                raise TransportError(self.endpoint + path, f"{type(exc).__name__}: {exc}") from exc
+        # The server closed the kept-alive connection while it was idle (uvicorn does after 5 s):
+        # try once more at once on a new one. Ingest is idempotent by prediction id, so a batch
+        # that did arrive after all is stored once.
+        try:
+            return self._post(path, body, headers)
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             raise TransportError(self.endpoint + path, f"{type(exc).__name__}: {exc}") from exc
+
+    def _post(self, path: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+        conn = self._conn or self._connect()
+        conn.request("POST", self._base + path, body=body, headers=dict(headers))
+        resp = conn.getresponse()
+        data = resp.read()
+        retry_after = parse_retry_after(resp.getheader("Retry-After"))
+        if resp.will_close:
+            self.close()
+        return SendResult(resp.status, retry_after, data)
 
     def _connect(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection

@@ -13,6 +13,7 @@ from typing import Any
 
 MAX_STR = 1024
 _isfinite = math.isfinite
+_SCALARS = frozenset({float, int, str, bool, type(None)})
 
 
 def plain(value: Any) -> Any:
@@ -81,6 +82,11 @@ def text(value: Any, limit: int = MAX_STR) -> str | None:
 def kind(value: Any) -> str:
     """``dataframe``, ``series``, ``matrix`` (2-D array), ``vector`` (1-D array), ``mapping``,
     ``rows`` (a list of mappings) or ``scalar``."""
+    exact = type(value)  # the common cases first, without the ABC isinstance checks
+    if exact is dict:
+        return "mapping"
+    if exact in _SCALARS:
+        return "scalar"
     pd = sys.modules.get("pandas")
     if pd is not None:
         if isinstance(value, pd.DataFrame):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
 import threading
 import time
@@ -161,3 +162,35 @@ def test_calls_after_shutdown_pass_through_and_are_counted(make_client):
     client.shutdown()
     assert f(2) == 2
     assert client.stats().dropped == {"shutdown": 1}
+
+
+def test_a_kept_alive_connection_closed_by_the_server_is_reopened_at_once():
+    connections = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, then close without saying so (idle timeout)
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            connections.append(self.client_address)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+            self.close_connection = True
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        transport = HttpTransport(f"http://127.0.0.1:{server.server_address[1]}")
+        assert transport.send("/v1/predictions", b"{}", {}).status == 200
+        assert transport.send("/v1/predictions", b"{}", {}).status == 200
+        assert len(connections) == 2 and connections[0] != connections[1]
+        transport.close()
+    finally:
+        server.shutdown()
+        server.server_close()

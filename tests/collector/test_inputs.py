@@ -161,3 +161,22 @@ def test_a_batch_larger_than_the_queue_is_cut_and_counted(make_client):
         (float(i), 2.0 * i) for i in range(5)
     ]
     assert client.stats().dropped == {"queue_full": 3}
+
+
+def test_one_dict_argument_fast_and_general_shapes(make_client):
+    transport, masked = InMemoryTransport(), InMemoryTransport()
+    client = make_client(transport=masked, deny=["secret"])
+    plain = make_client(transport=transport)
+    f = plain.monitor(model="m")(lambda row: 0.25)
+    g = client.monitor(model="m")(lambda row: 0.25)
+    row = {"a": 1.5, "b": 2, "secret": 3.0}
+    f(row)  # numbers only: formatted straight from the template
+    f({"a": math.inf, "b": math.nan, 7: 1.0, "c": True, "d": 10**30})
+    g(row)  # masking applies: the general path, on a copy
+    assert plain.flush(5) and client.flush(5)
+    first, second = transport.records()
+    [third] = masked.records()
+    assert first["features"] == row and first["output"]["value"] == 0.25
+    assert second["features"] == {"a": None, "b": None, "7": 1.0, "c": "true", "d": 10**30}
+    assert third["features"] == {"a": 1.5, "b": 2}
+    assert row == {"a": 1.5, "b": 2, "secret": 3.0}
