@@ -274,7 +274,9 @@ def run_drift(
     methods = _methods_per_feature(store, window, baseline, config, numeric, current_cats)
     wanted = {m for p in numeric for m in methods[p.name]}
     ecdf_names = [p.name for p in numeric if NUMERIC_ONLY & set(methods[p.name])]
-    ecdf = ecdf_distances(store, window, baseline.baseline_id, ecdf_names)
+    n_window = window_count(store, window)
+    sizes = {p.name: p.count + n_window for p in numeric}
+    ecdf = ecdf_distances(store, window, baseline.baseline_id, ecdf_names, sizes)
     binned_names = [p.name for p in numeric if set(methods[p.name]) - NUMERIC_ONLY]
     binned = numeric_pairs(store, window, baseline, binned_names, config.compat)
     hell: Pairs = {}
@@ -293,7 +295,7 @@ def run_drift(
         window.model,
         window,
         baseline.baseline_id,
-        window_count(store, window),
+        n_window,
         tuple(results),
         config.drift_share,
     )
