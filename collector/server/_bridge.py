@@ -2,9 +2,9 @@
 
 Only single read statements pass. The text is scanned outside string literals, quoted names
 and comments: a second statement, a first word that is not a read, or a table function that
-reaches outside the store (``file``, ``url``, ``python``, ``remote``...) is refused with 403
-before the engine sees it. A trailing ``FORMAT`` clause becomes the output format, and the
-statement runs with ``SETTINGS readonly = 1`` appended on a line of its own as a second guard
+reaches outside the store (``file``, ``url``, ``python``, ``remote``...), or a mention of the
+``api_keys`` table, is refused with 403 before the engine sees it. A trailing ``FORMAT`` clause
+becomes the output format, and the statement runs with ``SETTINGS readonly = 1`` appended on a line of its own as a second guard
 (the engine refuses a statement that tries to change that setting).
 """
 
@@ -37,6 +37,12 @@ _OUTSIDE = frozenset(
         "iceberg",
         "input",
         "jdbc",
+        "loop",
+        # merge() and the mergeTree* functions name tables by pattern, past the check above.
+        "merge",
+        "mergetreeindex",
+        "mergetreeprojection",
+        "mergetreetextindex",
         "mongodb",
         "mysql",
         "odbc",
@@ -52,6 +58,8 @@ _OUTSIDE = frozenset(
         "urlcluster",
     }
 )
+#: Tables the endpoint never shows (hashes of API keys).
+_HIDDEN = frozenset({"api_keys"})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -104,8 +112,12 @@ def _check_read_only(sql: str) -> None:
         tokens.pop()
     if ";" in tokens:
         raise BridgeError(403, "one statement per request")
+    lowered = sql.lower()
+    hidden = [name for name in _HIDDEN if name in lowered]
+    if hidden:
+        raise BridgeError(403, f"table {hidden[0]} is not readable here")
     for word, nxt in itertools.pairwise(tokens):
-        if nxt == "(" and word.lower() in _OUTSIDE:
+        if nxt == "(" and (word.lower() in _OUTSIDE or word.lower().startswith("mergetree")):
             raise BridgeError(403, f"the {word}() table function is not available here")
 
 

@@ -30,6 +30,13 @@ from keelwatch.store import EmbeddedStore
         "/* hidden */ ALTER TABLE predictions DELETE WHERE 1",
         "SELECT 1 /* unterminated",
         "SELECT 'unterminated",
+        "SELECT key_hash FROM api_keys",
+        "SELECT * FROM default.API_KEYS",
+        "SELECT * FROM merge(currentDatabase(), 'api_keys')",
+        "SELECT * FROM merge(currentDatabase(), '^api_k')",
+        "SELECT * FROM mergeTreeIndex(currentDatabase(), 'api' || '_keys')",
+        "SELECT * FROM mergeTreeAnalyzeIndexes(currentDatabase(), 'api' || '_keys')",
+        "SELECT * FROM loop(currentDatabase(), 'api' || '_keys')",
     ],
 )
 def test_prepare_refuses_anything_but_one_read(sql: str) -> None:
