@@ -4,8 +4,8 @@ Only single read statements pass. The text is scanned outside string literals, q
 and comments: a second statement, a first word that is not a read, or a table function that
 reaches outside the store (``file``, ``url``, ``python``, ``remote``...), or a mention of the
 ``api_keys`` table, is refused with 403 before the engine sees it. A trailing ``FORMAT`` clause
-becomes the output format, and the statement runs with ``SETTINGS readonly = 1`` appended on a line of its own as a second guard
-(the engine refuses a statement that tries to change that setting).
+becomes the output format, and the statement runs with ``SETTINGS readonly = 1`` appended on a
+line of its own as a second guard (the engine refuses a statement that changes that setting).
 """
 
 from __future__ import annotations
