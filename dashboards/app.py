@@ -48,7 +48,7 @@ else:
         alt.Chart(chosen)
         .mark_line(point=True)
         .encode(
-            x=alt.X("window_end:T", title="window end"),
+            x=alt.X("window_end:T", title="window end", axis=alt.Axis(format="%b %d %H:%M:%S")),
             y=alt.Y("score:Q", title=method),
             color="feature:N",
             tooltip=["feature", "score", "threshold", "drifted", "n_current"],
@@ -61,7 +61,14 @@ else:
     latest = data.latest_run(client, model)
     drifted = sorted(set(latest.loc[latest["drifted"] == 1, "feature"]))
     st.write(f"Drifted features: {', '.join(drifted) if drifted else 'none'}")
-    st.dataframe(latest, hide_index=True)
+    st.dataframe(
+        latest,
+        hide_index=True,
+        column_config={
+            "score": st.column_config.NumberColumn(format="%.4g"),
+            "p_value": st.column_config.NumberColumn(format="%.3g"),
+        },
+    )
 
 st.header("Traffic")
 if not traffic.empty:
