@@ -50,10 +50,14 @@ def _scheduler(config: ServerConfig, monitoring: Monitoring) -> BackgroundSchedu
     return scheduler
 
 
+def _coalescing(config: ServerConfig, inner: Writer) -> Writer:
+    return CoalescingWriter(inner, min_rows=config.insert_min_rows, linger_s=config.insert_linger_s)
+
+
 def _writer(config: ServerConfig, store: Store, metrics: ServerMetrics) -> Writer:
     """Group commit over either direct inserts or inserts that spool while the store fails."""
     if config.spool_max_bytes == 0:
-        return CoalescingWriter(DirectWriter(store))
+        return _coalescing(config, DirectWriter(store))
     directory = Path(config.spool_dir) if config.spool_dir else Path("keelwatch-spool")
     if not config.spool_dir and isinstance(store, EmbeddedStore):
         directory = store.path / "keelwatch-spool"
@@ -61,7 +65,7 @@ def _writer(config: ServerConfig, store: Store, metrics: ServerMetrics) -> Write
         store, Spool(directory, config.spool_max_bytes), retry_interval_s=config.spool_retry_s
     )
     metrics.spooled_bytes.set_function(lambda: spooling.spool.size)
-    return CoalescingWriter(spooling)
+    return _coalescing(config, spooling)
 
 
 def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,10 +41,19 @@ class _Pending:
 class CoalescingWriter:
     """A :class:`Writer` that merges concurrent batches into inserts of up to ``max_rows``."""
 
-    def __init__(self, inner: Writer, max_rows: int = 200_000, recent: int = 100_000) -> None:
-        if max_rows <= 0 or recent < 0:
-            raise ValueError("max_rows must be > 0 and recent >= 0")
+    def __init__(
+        self,
+        inner: Writer,
+        max_rows: int = 200_000,
+        recent: int = 100_000,
+        min_rows: int = 0,
+        linger_s: float = 0.0,
+    ) -> None:
+        if max_rows <= 0 or recent < 0 or linger_s < 0:
+            raise ValueError("max_rows must be > 0, recent and linger_s >= 0")
         self.inner = inner
+        self.min_rows = min_rows
+        self.linger_s = linger_s
         self.max_rows = max_rows
         self.recent = recent
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -76,6 +86,13 @@ class CoalescingWriter:
         with self._lock:
             while not self._queue and not self._closed:
                 self._wake.wait()
+            if self.linger_s > 0 and not self._closed:
+                deadline = time.monotonic() + self.linger_s
+                while sum(p.data.num_rows for p in self._queue) < self.min_rows:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._closed:
+                        break
+                    self._wake.wait(left)
             taken: list[_Pending] = []
             rows = 0
             while self._queue and (

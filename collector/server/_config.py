@@ -42,6 +42,11 @@ class ServerConfig:
     max_decompressed_bytes: int = 64 * 1024 * 1024
     #: Seconds API keys are cached; a revoked key stops working within this time.
     key_cache_ttl_s: float = 2.0
+    #: Group commit: an insert may wait up to ``insert_linger_s`` for ``insert_min_rows`` rows
+    #: from concurrent requests (each insert has a fixed cost; bigger ones amortise it). Off by
+    #: default: requests queued during an insert are merged anyway, with no added latency.
+    insert_min_rows: int = 20_000
+    insert_linger_s: float = 0.0
     #: Where batches wait while the store is down ("": ``<embedded store>/keelwatch-spool``,
     #: or ``./keelwatch-spool`` with a ClickHouse server).
     spool_dir: str = ""
@@ -57,6 +62,8 @@ class ServerConfig:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         if self.detect_interval_s < 0:
             raise ValueError(f"detect_interval_s must be >= 0, got {self.detect_interval_s}")
+        if self.insert_min_rows < 0 or not 0 <= self.insert_linger_s <= 1:
+            raise ValueError("insert_min_rows must be >= 0 and insert_linger_s in 0..1")
         if self.spool_max_bytes < 0:
             raise ValueError(f"spool_max_bytes must be >= 0, got {self.spool_max_bytes}")
         if self.detect_window_s <= 0:

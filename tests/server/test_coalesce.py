@@ -83,3 +83,16 @@ def test_closed_writer_refuses() -> None:
     writer.close()
     with pytest.raises(RuntimeError):
         writer.write("t", rows(1), "a")
+
+
+def test_linger_gathers_batches_that_arrive_close_together() -> None:
+    inner = Recorder()
+    inner.release.set()
+    writer = CoalescingWriter(inner, min_rows=2, linger_s=5.0)
+    threads = [threading.Thread(target=writer.write, args=("t", rows(v), f"k{v}")) for v in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    writer.close()
+    assert [sorted(x) for _, x, _ in inner.inserts] == [[1, 2]]
