@@ -112,3 +112,22 @@ def test_numeric_only_batch_gives_the_same_rows() -> None:
     assert fast is not None
     assert fast.table.to_pylist() == parse_predictions(payload, "p", NOW).table.to_pylist()
     assert fast.table.column("cat").to_pylist() == [[]] * 30
+
+
+def test_all_paths_build_one_schema() -> None:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from keelwatch.collector.server._arrow_ingest import parse_arrow
+
+    payload = batch(4)
+    table = pa.table({"prediction_id": ["x"], "model": ["m"], "ts": [NOW - 1]})
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    tables = [
+        fast_predictions(payload, "p", NOW).table,  # type: ignore[union-attr]
+        parse_predictions(payload, "p", NOW).table,
+        parse_arrow("predictions", sink.getvalue().to_pybytes(), "p", NOW).table,
+    ]
+    assert pa.concat_tables(tables).num_rows == 9  # the group commit concatenates them
