@@ -103,3 +103,28 @@ def test_baseline_and_detect_commands_against_a_server(store, live_server, tmp_p
         assert "DRIFT" in capsys.readouterr().out
         assert main(["detect", "--model", "unknown", *url]) == 1
         assert "has no baseline" in capsys.readouterr().err
+
+
+def test_keys_commands_on_a_stopped_store(tmp_path, capsys):
+    import json
+
+    data = ["--data", str(tmp_path / "store")]
+    assert main(["keys", *data, "create", "--role", "read", "--name", "grafana"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["role"] == "read" and created["key"]
+    assert main(["keys", *data, "list"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [k["name"] for k in listed] == ["grafana"]
+    assert created["key"] not in json.dumps(listed)  # only hashes are kept
+    with pytest.raises(SystemExit):
+        main(["keys", *data, "create", "--role", "superuser"])
+
+
+def test_serve_configuration_from_environment(monkeypatch):
+    from keelwatch.collector.server import ServerConfig
+
+    monkeypatch.setenv("KEELWATCH_RETENTION_DAYS", "30")
+    monkeypatch.setenv("KEELWATCH_PORT", "not-a-port")
+    config = ServerConfig.from_env()
+    assert config.retention.raw_days == 30 and config.port == 8787
+    assert ServerConfig.from_env(retention_days=7).retention.raw_days == 7

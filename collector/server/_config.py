@@ -12,6 +12,8 @@ from keelwatch.environ import (
     KEELWATCH_DETECT_INTERVAL,
     KEELWATCH_HOST,
     KEELWATCH_PORT,
+    KEELWATCH_RETENTION_DAYS,
+    KEELWATCH_SERVER_SPOOL_DIR,
     KEELWATCH_WEBHOOK_SECRET,
     env_float,
     env_int,
@@ -70,8 +72,8 @@ class ServerConfig:
             raise ValueError(f"detect_window_s must be > 0, got {self.detect_window_s}")
 
     @classmethod
-    def from_env(cls, **overrides: object) -> ServerConfig:
-        """Defaults overridden by environment variables, then by non-``None`` ``overrides``."""
+    def from_env(cls, retention_days: int | None = None, **overrides: object) -> ServerConfig:
+        """Defaults overridden by environment variables, then by non-``None`` arguments."""
         values: dict[str, object] = {
             "data_dir": env_str(KEELWATCH_DATA, cls.data_dir),
             "clickhouse_url": env_str(KEELWATCH_CLICKHOUSE_URL, ""),
@@ -82,6 +84,14 @@ class ServerConfig:
                 KEELWATCH_DETECT_INTERVAL, cls.detect_interval_s, minimum=0
             ),
             "webhook_secret": env_str(KEELWATCH_WEBHOOK_SECRET, cls.webhook_secret),
+            "spool_dir": env_str(KEELWATCH_SERVER_SPOOL_DIR, ""),
+            "retention": Retention(
+                raw_days=(
+                    env_int(KEELWATCH_RETENTION_DAYS, Retention.raw_days, minimum=0)
+                    if retention_days is None
+                    else retention_days
+                )
+            ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

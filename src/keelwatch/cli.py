@@ -4,6 +4,7 @@ keelwatch demo                       monitor a model end to end on the embedded 
 keelwatch serve                      the collector server (owns the embedded store)
 keelwatch baseline add|list|show     register and inspect baselines
 keelwatch detect                     run the detectors on a time window now
+keelwatch keys create|list|revoke    API keys with roles (ingest, read, admin)
 keelwatch dashboard                  open the Streamlit dashboards
 """
 
@@ -71,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
         "--detect-interval", type=float, help="seconds between detector runs (0: off)"
     )
     serve.add_argument("--detect-window", type=float, help="seconds of traffic each run looks at")
+    serve.add_argument(
+        "--retention-days", type=int, help="days of raw data kept (KEELWATCH_RETENTION_DAYS, 90)"
+    )
+
+    sub.add_parser("keys", help="create, list and revoke API keys", add_help=False)
 
     for name in ("baseline", "detect"):
         target = sub.add_parser(
@@ -122,6 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         detect_interval_s=args.detect_interval,
         detect_window_s=args.detect_window,
+        retention_days=args.retention_days,
         rules=rules,
     )
     print(
@@ -252,7 +259,12 @@ def _join_relative_times(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = _parser().parse_args(_join_relative_times(sys.argv[1:] if argv is None else argv))
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keys"]:
+        from keelwatch.collector.server import keys_main
+
+        return keys_main(argv[1:])
+    args = _parser().parse_args(_join_relative_times(argv))
     try:
         if args.command == "demo":
             from keelwatch._demo import run_demo

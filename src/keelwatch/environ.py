@@ -21,8 +21,10 @@ __all__ = [
     "KEELWATCH_HOST",
     "KEELWATCH_PORT",
     "KEELWATCH_QUEUE_SIZE",
+    "KEELWATCH_RETENTION_DAYS",
     "KEELWATCH_SAMPLE_RATE",
     "KEELWATCH_SEND_TIMEOUT",
+    "KEELWATCH_SERVER_SPOOL_DIR",
     "KEELWATCH_SPOOL_DIR",
     "KEELWATCH_WEBHOOK_SECRET",
     "env_float",
@@ -48,6 +50,11 @@ KEELWATCH_PORT = "KEELWATCH_PORT"
 KEELWATCH_DETECT_INTERVAL = "KEELWATCH_DETECT_INTERVAL"
 #: Secret that signs outgoing retrain/rollback webhooks (Standard Webhooks, HMAC-SHA256).
 KEELWATCH_WEBHOOK_SECRET = "KEELWATCH_WEBHOOK_SECRET"
+#: Days the server keeps raw predictions, outcomes and spans (default ``90``; ``0``: forever).
+KEELWATCH_RETENTION_DAYS = "KEELWATCH_RETENTION_DAYS"
+#: Where the server spools accepted batches while the store is down (default: inside the
+#: embedded store's directory, or ``./keelwatch-spool`` with a ClickHouse server).
+KEELWATCH_SERVER_SPOOL_DIR = "KEELWATCH_SERVER_SPOOL_DIR"
 
 #: SDK: records per HTTP request (default ``512``).
 KEELWATCH_BATCH_SIZE = "KEELWATCH_BATCH_SIZE"
