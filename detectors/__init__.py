@@ -12,7 +12,7 @@ from ._baseline import (
     register_baseline,
 )
 from ._binning import doane_edges, sturges_edges
-from ._calibration import Calibration, ReliabilityPoint, calibration
+from ._calibration import Calibration, ReliabilityPoint, calibration, multiclass_calibration
 from ._config import DEFAULT_THRESHOLDS, METHODS, P_VALUE_METHODS, DriftConfig, evidently_method
 from ._detect import Detection, detect
 from ._drift import DriftResult, DriftRun, run_drift, store_run
@@ -75,6 +75,7 @@ __all__ = [
     "ks_p_value",
     "list_baselines",
     "load_frame",
+    "multiclass_calibration",
     "operations",
     "psi",
     "quality",

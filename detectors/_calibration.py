@@ -12,6 +12,10 @@ With scores ``s`` (positive-class probability) and outcomes ``y`` in {0, 1}:
   goes to the lower bin, as sklearn's ``searchsorted(..., side="left")``;
 - ECE ``Σ_b (n_b / N) |mean s_b − mean y_b|`` and MCE ``max_b |mean s_b − mean y_b|`` over
   those bins. NannyML's ECE is the equal-mass variant (10 bins).
+
+Multiclass (``multiclass_calibration``, ``classes`` in the order of ``output.proba``): Brier
+``mean(Σ_k (p_k − [y = k])²)``, log loss ``−mean(ln clip(p_y))``, and top-label calibration:
+the same bins over the confidence ``max_k p_k`` against whether the first arg-max is the label.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ import numpy as np
 
 from keelwatch.store import Store
 
-from ._labelled import BINARY
+from ._labelled import BINARY, LABELLED
 from ._sql import Window
 
-__all__ = ["Calibration", "ReliabilityPoint", "calibration"]
+__all__ = ["Calibration", "ReliabilityPoint", "calibration", "multiclass_calibration"]
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -50,14 +54,39 @@ class Calibration:
     points: tuple[ReliabilityPoint, ...]
 
 
-def _edges(store: Store, params: dict[str, object], n_bins: int, strategy: str) -> list[float]:
+def _edges(
+    store: Store, params: dict[str, object], n_bins: int, strategy: str, source: str
+) -> list[float]:
     if strategy == "uniform":
         return [float(e) for e in np.linspace(0.0, 1.0, n_bins + 1)]
     levels = ", ".join(repr(float(q)) for q in np.linspace(0.0, 1.0, n_bins + 1))
     row = store.query(
-        f"SELECT quantilesExactInclusive({levels})(s) AS q FROM ({BINARY})", params
+        f"SELECT quantilesExactInclusive({levels})(s) AS q FROM ({source})", params
     ).to_pylist()[0]
     return [float(e) for e in row["q"]]
+
+
+def _reliability(
+    store: Store, params: dict[str, object], source: str, n: int, n_bins: int, strategy: str
+) -> tuple[float, float, tuple[ReliabilityPoint, ...]]:
+    """ECE, MCE and reliability points of ``source``'s ``(s, y)`` rows."""
+    edges = _edges(store, params, n_bins, strategy, source)
+    rows = store.query(
+        "SELECT arrayCount(e -> e < s, {inner:Array(Float64)}) AS b, count() AS c, "
+        f"avg(s) AS ms, avg(y) AS my FROM ({source}) GROUP BY b ORDER BY b",
+        {**params, "inner": edges[1:-1]},
+    ).to_pylist()
+    points = tuple(ReliabilityPoint(float(r["ms"]), float(r["my"]), int(r["c"])) for r in rows)
+    gaps = [abs(p.mean_score - p.positive_rate) for p in points]
+    ece = sum(p.count / n * g for p, g in zip(points, gaps, strict=True))
+    return ece, max(gaps), points
+
+
+def _check(n_bins: int, strategy: str) -> None:
+    if strategy not in ("uniform", "quantile"):
+        raise ValueError(f"strategy must be uniform or quantile, got {strategy!r}")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
 
 
 def calibration(
@@ -68,10 +97,7 @@ def calibration(
     strategy: str = "uniform",
 ) -> Calibration | None:
     """Calibration of ``window``'s labelled binary predictions; ``None`` without labels."""
-    if strategy not in ("uniform", "quantile"):
-        raise ValueError(f"strategy must be uniform or quantile, got {strategy!r}")
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
+    _check(n_bins, strategy)
     params: dict[str, object] = {**window.params(), "pos": positive}
     total = store.query(
         "SELECT count() AS n, avg(pow(s - y, 2)) AS brier, "
@@ -83,15 +109,40 @@ def calibration(
     n = int(total["n"])
     if n == 0:
         return None
-    edges = _edges(store, params, n_bins, strategy)
-    rows = store.query(
-        "SELECT arrayCount(e -> e < s, {inner:Array(Float64)}) AS b, count() AS c, "
-        f"avg(s) AS ms, avg(y) AS my FROM ({BINARY}) GROUP BY b ORDER BY b",
-        {**params, "inner": edges[1:-1]},
-    ).to_pylist()
-    points = tuple(ReliabilityPoint(float(r["ms"]), float(r["my"]), int(r["c"])) for r in rows)
-    gaps = [abs(p.mean_score - p.positive_rate) for p in points]
-    ece = sum(p.count / n * g for p, g in zip(points, gaps, strict=True))
-    return Calibration(
-        n, float(total["brier"]), float(total["ll"]), ece, max(gaps), strategy, points
-    )
+    ece, mce, points = _reliability(store, params, BINARY, n, n_bins, strategy)
+    return Calibration(n, float(total["brier"]), float(total["ll"]), ece, mce, strategy, points)
+
+
+_MULTI = (
+    "SELECT proba, indexOf({classes:Array(String)}, label) AS yi, arrayMax(proba) AS s, "
+    "toUInt8(arrayFirstIndex(p -> p = s, proba) = yi) AS y "
+    f"FROM ({LABELLED}) WHERE length(proba) = length({{classes:Array(String)}}) AND yi > 0"
+)
+
+
+def multiclass_calibration(
+    store: Store,
+    window: Window,
+    classes: tuple[str, ...],
+    n_bins: int = 10,
+    strategy: str = "uniform",
+) -> Calibration | None:
+    """Multiclass Brier, log loss and top-label calibration; ``None`` without labels.
+
+    Args:
+        classes: the class labels in the order of ``output.proba``.
+    """
+    _check(n_bins, strategy)
+    params: dict[str, object] = {**window.params(), "classes": list(classes), "eps": _EPS}
+    total = store.query(
+        "SELECT count() AS n, "
+        "avg(arraySum((p, k) -> pow(p - (k = yi), 2), proba, arrayEnumerate(proba))) AS brier, "
+        "-avg(log(least(greatest(proba[yi], {eps:Float64}), 1 - {eps:Float64}))) AS ll "
+        f"FROM ({_MULTI})",
+        params,
+    ).to_pylist()[0]
+    n = int(total["n"])
+    if n == 0:
+        return None
+    ece, mce, points = _reliability(store, params, _MULTI, n, n_bins, strategy)
+    return Calibration(n, float(total["brier"]), float(total["ll"]), ece, mce, strategy, points)

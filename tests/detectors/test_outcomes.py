@@ -12,7 +12,7 @@ import pytest
 from sklearn import calibration as skcal
 from sklearn import metrics
 
-from keelwatch.detectors import calibration, classification, regression
+from keelwatch.detectors import calibration, classification, multiclass_calibration, regression
 from keelwatch.store import Store
 
 
@@ -110,3 +110,33 @@ def test_regression_matches_sklearn(store: Store, rng: np.random.Generator, inse
     assert classification(store, window) is None
     later = window.__class__("m", window.end + timedelta(days=1), window.end + timedelta(days=2))
     assert regression(store, later) is None and calibration(store, later) is None
+
+
+def test_multiclass_calibration_matches_sklearn(
+    store: Store, rng: np.random.Generator, insert: Any
+) -> None:
+    n, classes = 1500, ("cat", "dog", "eel")
+    proba = rng.dirichlet([2.0, 1.0, 1.0], n)
+    truth = np.array([rng.choice(3, p=p) for p in proba])
+    ids = [f"c{i}" for i in range(n)]
+    window = insert(
+        store,
+        "m",
+        pd.DataFrame({"x": np.zeros(n)}),
+        start=pd.Timestamp("2026-01-03", tz="UTC").to_pydatetime(),
+        prediction_id=ids,
+        out_proba=proba.tolist(),
+    )
+    labels = [classes[k] for k in truth]
+    _outcomes(store, ids, labels)
+    cal = multiclass_calibration(store, window, classes)
+    assert cal is not None and cal.n == n
+    onehot = np.eye(3)[truth]
+    assert cal.brier == pytest.approx(np.mean(np.sum((proba - onehot) ** 2, axis=1)), abs=1e-12)
+    assert cal.log_loss == pytest.approx(
+        metrics.log_loss(labels, proba, labels=list(classes)), abs=1e-12
+    )
+    confidence, correct = proba.max(axis=1), (proba.argmax(axis=1) == truth).astype(int)
+    rate, mean = skcal.calibration_curve(correct, confidence, n_bins=10)
+    np.testing.assert_allclose([p.positive_rate for p in cal.points], rate, atol=1e-12)
+    np.testing.assert_allclose([p.mean_score for p in cal.points], mean, atol=1e-12)
