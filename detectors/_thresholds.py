@@ -4,8 +4,9 @@ A fixed 0.1 means different things at different window sizes: the distance betwe
 of the *same* distribution shrinks like ``1/sqrt(n)``. Calibration measures that noise floor
 where no drift exists. The baseline's rows are cut into ``chunks`` contiguous chunks of
 ``chunk_rows`` rows (choose the size of a production window); each chunk is scored against the
-*rest* of the baseline with the same method and bins a run would use, and the threshold is a high
-quantile (default 0.95) of those scores.
+*rest* of the baseline with the same method as a run (binned methods on the baseline's own bins,
+i.e. ``compat="keelwatch"``), and the threshold is a high quantile (default 0.95) of those
+scores.
 
 Why chunk-vs-rest and a quantile: NannyML scores each reference chunk against the whole
 reference, which contains that chunk, so the two samples overlap (a chunk of a tenth of the
