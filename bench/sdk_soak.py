@@ -45,12 +45,12 @@ import threading
 import time
 import urllib.request
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import clickhouse_connect
 
-from keelwatch.collector import Client
+from keelwatch.collector import Client, HttpTransport, SendResult
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -123,6 +123,25 @@ def make_model(n_features: int) -> Callable[[dict[str, float]], float]:
     return predict
 
 
+class TimedTransport:
+    """The SDK's own HTTP transport, timing each request (the server's answer time)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self._inner = HttpTransport(endpoint, timeout=30)
+        self.seconds: list[float] = []
+        self.records = 0
+
+    def send(self, path: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+        t0 = time.perf_counter()
+        try:
+            return self._inner.send(path, body, headers)
+        finally:
+            self.seconds.append(time.perf_counter() - t0)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class Run:
     """One paced loop's timings."""
 
@@ -176,14 +195,18 @@ def paced(
 
 
 def count_stored(port: int, model: str, expected: int, wait: float) -> tuple[int, int]:
-    """(rows, distinct prediction ids) of ``model``, waiting up to ``wait`` s for ``expected``."""
+    """(rows, distinct prediction ids) of ``model``, once ``expected`` are there or the count
+    has stopped moving (after the SDK's flush every acknowledged record is stored)."""
     client = clickhouse_connect.get_client(host="127.0.0.1", port=port)
     query = "SELECT count(), uniqExact(prediction_id) FROM predictions WHERE model = {m:String}"
     deadline = time.monotonic() + wait
+    last, still = -1, 0
     while True:
         rows, unique = client.query(query, parameters={"m": model}).result_rows[0]
-        if unique >= expected or time.monotonic() > deadline:
+        still = still + 1 if unique == last else 0
+        if unique >= expected or still >= 4 or time.monotonic() > deadline:
             return int(rows), int(unique)
+        last = unique
         time.sleep(0.5)
 
 
@@ -218,8 +241,9 @@ def main() -> None:
     ):
         print(f"server pid {proc.pid} on 127.0.0.1:{port}; {os.cpu_count()} CPUs, load average "
               f"{os.getloadavg()[0]:.2f} at start")  # fmt: skip
+        transport = TimedTransport(f"http://127.0.0.1:{port}")
         client = Client(
-            endpoint=f"http://127.0.0.1:{port}",
+            transport=transport,
             max_queue_size=args.queue,
             batch_size=args.batch,
             metrics_registry=False,
@@ -236,6 +260,7 @@ def main() -> None:
         sender_stat = f"/proc/self/task/{sender.native_id}/stat" if sender else ""
         server_stat = f"/proc/{proc.pid}/stat"
         sender0, server0 = cpu_seconds(sender_stat), cpu_seconds(server_stat)
+        requests0 = len(transport.seconds)
         mon = paced(monitored, rows, args.rate, n_mon)
         behind = client.stats().queued
         t0 = time.perf_counter()
@@ -245,6 +270,7 @@ def main() -> None:
         server_cpu = cpu_seconds(server_stat) - server0
         stats = client.stats()
         client.shutdown()
+        answers = transport.seconds[requests0:]
         expected = n_mon + 1
         stored, unique = count_stored(port, model, expected, wait=60)
         print(f"load average {os.getloadavg()[0]:.2f} at end; values={args.values}, "
@@ -263,6 +289,11 @@ def main() -> None:
     print(f"CPU during the monitored loop + flush: caller {mon.cpu:.2f} s, sender thread "
           f"{sender_cpu:.2f} s ({sender_cpu / expected * 1e6:.1f} us/record), server "
           f"{server_cpu:.2f} s ({server_cpu / expected * 1e6:.1f} us/record)")  # fmt: skip
+    if answers:
+        mean_ms, max_ms = statistics.fmean(answers) * 1e3, max(answers) * 1e3
+        waiting = sum(answers) / (mon.elapsed + drain)
+        print(f"requests: {len(answers)}, server answer time mean {mean_ms:.1f} ms, max "
+              f"{max_ms:.1f} ms; sender waiting on it {waiting:.0%} of the time")  # fmt: skip
     lost = expected - unique
     print(
         f"records: {expected} calls, {unique} distinct stored, lost {lost}, duplicate rows "

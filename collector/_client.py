@@ -54,7 +54,7 @@ class Client:
         endpoint: collector base URL (``KEELWATCH_ENDPOINT``, default ``http://127.0.0.1:8787``).
         api_key: sent as ``Authorization: Bearer`` (``KEELWATCH_API_KEY``).
         transport: replaces the HTTP transport (e.g. ``InMemoryTransport`` in tests).
-        batch_size: records per request (``KEELWATCH_BATCH_SIZE``, 512).
+        batch_size: records per request (``KEELWATCH_BATCH_SIZE``, 4096).
         flush_interval: seconds before a partial batch is sent (``KEELWATCH_FLUSH_INTERVAL``, 1).
         max_queue_size: calls held in memory; more are dropped as ``queue_full``
             (``KEELWATCH_QUEUE_SIZE``, 10000).

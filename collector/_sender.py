@@ -1,7 +1,9 @@
 """The background sender: one daemon thread per client (and per process after a fork).
 
 Each cycle it drains the raw queue into encoded records, seals batches by size or interval into
-the outbox (memory or spool), and sends the outbox head when its retry time has come. 2xx
+the outbox (memory or spool), and sends the outbox head when its retry time has come: on a
+short-lived thread, one request at a time, while the loop goes on converting (the wait for the
+collector releases the GIL, so under load conversion and the collector's work overlap). 2xx
 acknowledges; 429/503 wait for Retry-After (else back off); other 4xx drop the batch for good; 5xx
 and transport errors back off exponentially with jitter, and without a spool give up after
 ``max_retries``. Nothing here raises: each failure is counted by reason and logged, rate-limited.
@@ -77,6 +79,9 @@ class Sender:
         self._attempts = 0
         self._retry_at = 0.0
         self._next_seal = 0.0
+        # The request on its way (batch, [answer or exception] once done): conversion goes on
+        # while the collector works on it, so their times overlap instead of adding up.
+        self._inflight: tuple[Batch, list[Any], threading.Thread] | None = None
 
     def run(self) -> None:
         """The thread body: loop until ``stop`` is set, then one last bounded pass."""
@@ -109,7 +114,7 @@ class Sender:
             return 0.0  # more to convert: go round again (sending is interleaved with it)
         now = self._clock()
         deadline = self._next_seal
-        if self._outbox.head() is not None:
+        if self._inflight is None and self._outbox.head() is not None:
             deadline = min(deadline, max(self._retry_at, now))
         return min(max(deadline - now, 0.001), self._config.flush_interval)
 
@@ -176,14 +181,49 @@ class Sender:
         self._outbox.push(Batch(self._seq, path, _gzip(body), len(records)))
 
     def _send_due(self, now: float) -> None:
-        while (batch := self._outbox.head()) is not None and now >= self._retry_at:
-            if not self._attempt(batch, final=False):
+        while True:
+            if self._inflight is not None:
+                sent, answer, _ = self._inflight
+                if not answer:
+                    return  # the request's thread wakes the loop when the answer is in
+                self._inflight = None
+                if not self._handle(sent, answer[0], final=False):
+                    return
+                now = self._clock()
+            batch = self._outbox.head()
+            if batch is None or now < self._retry_at:
                 return
-            now = self._clock()
+            self._inflight = self._post(batch)
+
+    def _post(self, batch: Batch) -> tuple[Batch, list[Any], threading.Thread]:
+        """Start sending ``batch`` on a short-lived thread (the wait releases the GIL)."""
+        answer: list[Any] = []
+
+        def send() -> None:
+            try:
+                answer.append(self._transport.send(batch.path, batch.body, self._headers))
+            except BaseException as exc:
+                answer.append(exc)
+            finally:
+                self._wake.set()
+
+        thread = threading.Thread(target=send, name="keelwatch-post", daemon=True)
+        thread.start()
+        return batch, answer, thread
 
     def _send_final(self) -> None:
         deadline = self._clock() + self._config.shutdown_timeout
-        while (batch := self._outbox.head()) is not None and self._clock() < deadline:
+        if self._inflight is not None:
+            sent, answer, thread = self._inflight
+            thread.join(max(0.0, deadline - self._clock()))
+            if answer:
+                self._inflight = None
+                self._handle(sent, answer[0], final=True)
+        while (
+            self._inflight is None
+            and (batch := self._outbox.head()) is not None
+            and self._clock() < deadline
+        ):
             if not self._attempt(batch, final=True):
                 break
         if self._outbox.head() is not None and not self._config.spool_dir:
@@ -192,12 +232,21 @@ class Sender:
                 self._drop("shutdown", batch.n_records)
 
     def _attempt(self, batch: Batch, final: bool) -> bool:
-        """Send ``batch``; True when it left the outbox (acknowledged or refused for good)."""
+        """Send ``batch`` and wait; True when it left the outbox (acknowledged or refused)."""
         try:
-            result = self._transport.send(batch.path, batch.body, self._headers)
+            answer: SendResult | BaseException = self._transport.send(
+                batch.path, batch.body, self._headers
+            )
         except Exception as exc:
-            warn_limited("send", "collector unreachable: %s", error_text(exc))
+            answer = exc
+        return self._handle(batch, answer, final)
+
+    def _handle(self, batch: Batch, answer: SendResult | BaseException, final: bool) -> bool:
+        """Act on the answer to ``batch``; True when it left the outbox."""
+        if isinstance(answer, BaseException):
+            warn_limited("send", "collector unreachable: %s", error_text(answer))
             return self._retry(batch, None, final)
+        result = answer
         status = result.status
         if 200 <= status < 300:
             self._outbox.pop()

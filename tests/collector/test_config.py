@@ -14,7 +14,7 @@ from keelwatch.collector._config import DEFAULT_ENDPOINT
 def test_defaults():
     client = Client(transport=InMemoryTransport(), metrics_registry=False)
     assert client.config.endpoint == DEFAULT_ENDPOINT == "http://127.0.0.1:8787"
-    assert client.config.batch_size == 512 and client.config.sample_rate == 1.0
+    assert client.config.batch_size == 4096 and client.config.sample_rate == 1.0
     assert client.config.spool_dir is None and client.disabled is False
 
 
@@ -38,8 +38,8 @@ def test_environment_is_read_and_arguments_win(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     ("name", "raw", "field", "default"),
     [
-        (environ.KEELWATCH_BATCH_SIZE, "lots", "batch_size", 512),
-        (environ.KEELWATCH_BATCH_SIZE, "0", "batch_size", 512),
+        (environ.KEELWATCH_BATCH_SIZE, "lots", "batch_size", 4096),
+        (environ.KEELWATCH_BATCH_SIZE, "0", "batch_size", 4096),
         (environ.KEELWATCH_FLUSH_INTERVAL, "-1", "flush_interval", 1.0),
         (environ.KEELWATCH_SAMPLE_RATE, "1.5", "sample_rate", 1.0),
         (environ.KEELWATCH_SAMPLE_RATE, "nan", "sample_rate", 1.0),
