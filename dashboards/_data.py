@@ -55,7 +55,8 @@ def models(client: Any) -> list[str]:
 def drift_history(client: Any, model: str) -> pd.DataFrame:
     """Every drift result of ``model``: one row per window end, feature and method."""
     return client.query_df(
-        "SELECT window_end, feature, kind, method, score, p_value, threshold, drifted, n_current "
+        "SELECT window_end, feature, kind, method, score, p_value, threshold, drifted, deciding, "
+        "n_current "
         "FROM drift_results WHERE model = {m:String} ORDER BY window_end, feature, method",
         parameters={"m": model},
     )
@@ -64,7 +65,8 @@ def drift_history(client: Any, model: str) -> pd.DataFrame:
 def latest_run(client: Any, model: str) -> pd.DataFrame:
     """The results of ``model``'s most recent detector run."""
     return client.query_df(
-        "SELECT feature, kind, method, score, p_value, threshold, drifted, n_reference, n_current "
+        "SELECT feature, kind, method, deciding, score, p_value, p_adjusted, threshold, drifted, "
+        "n_reference, n_current "
         "FROM drift_results WHERE model = {m:String} AND run_id = ("
         " SELECT argMax(run_id, computed_at) FROM drift_results WHERE model = {m:String}) "
         "ORDER BY feature, method",

@@ -40,18 +40,21 @@ st.header("Drift over time")
 if history.empty:
     st.info("No detector results yet for this model.")
 else:
-    methods = sorted(history["method"].unique())
-    default = "wasserstein" if "wasserstein" in methods else methods[0]
-    method = st.selectbox("Method", methods, index=methods.index(default))
-    chosen = history[history["method"] == method]
+    deciding = "deciding method per feature"
+    methods = [deciding, *sorted(history["method"].unique())]
+    method = st.selectbox("Method", methods)
+    if method == deciding:
+        chosen = history[history["deciding"] == 1]
+    else:
+        chosen = history[history["method"] == method]
     line = (
         alt.Chart(chosen)
         .mark_line(point=True)
         .encode(
             x=alt.X("window_end:T", title="window end", axis=alt.Axis(format="%b %d %H:%M:%S")),
-            y=alt.Y("score:Q", title=method),
+            y=alt.Y("score:Q", title="score"),
             color="feature:N",
-            tooltip=["feature", "score", "threshold", "drifted", "n_current"],
+            tooltip=["feature", "method", "score", "threshold", "drifted", "n_current"],
         )
     )
     rule = alt.Chart(chosen).mark_rule(strokeDash=[4, 4], color="red").encode(y="mean(threshold):Q")
@@ -67,6 +70,7 @@ else:
         column_config={
             "score": st.column_config.NumberColumn(format="%.4g"),
             "p_value": st.column_config.NumberColumn(format="%.3g"),
+            "p_adjusted": st.column_config.NumberColumn(format="%.3g"),
         },
     )
 

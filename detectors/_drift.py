@@ -325,6 +325,8 @@ def store_run(store: Store, run: DriftRun) -> None:
                 "p_value": pa.array([r.p_value for r in run.results], pa.float64()),
                 "threshold": [r.threshold for r in run.results],
                 "drifted": pa.array([int(r.drifted) for r in run.results], pa.uint8()),
+                "deciding": pa.array([int(r.deciding) for r in run.results], pa.uint8()),
+                "p_adjusted": pa.array([r.p_adjusted for r in run.results], pa.float64()),
                 "n_reference": pa.array([r.n_reference for r in run.results], pa.uint64()),
                 "n_current": pa.array([r.n_current for r in run.results], pa.uint64()),
                 "computed_at": pa.array([now] * n, pa.timestamp("ms", tz="UTC")),

@@ -270,6 +270,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         "per-minute prediction rollups",
         (_PREDICTIONS_1M, _PREDICTIONS_1M_MV, _PREDICTIONS_1M_BACKFILL),
     ),
+    Migration(
+        6,
+        "which result decided each feature, and corrected p-values",
+        (
+            "ALTER TABLE drift_results ADD COLUMN IF NOT EXISTS deciding UInt8 DEFAULT 0",
+            "ALTER TABLE drift_results ADD COLUMN IF NOT EXISTS p_adjusted Nullable(Float64)",
+        ),
+    ),
     # Append new migrations here with the next version number; never renumber or edit one
     # that has shipped (stores remember applied versions in schema_migrations).
 )

@@ -107,6 +107,17 @@ def test_drift_is_detected_end_to_end(store, live_server, receiver, tmp_path):
             parameters={"m": "churn"},
         ).result_rows[0][0]
         assert stored >= 2
+        deciding = ch.query(
+            "SELECT feature, method FROM drift_results WHERE run_id = {r:String} AND deciding = 1 "
+            "ORDER BY feature",
+            parameters={"r": run["run_id"]},
+        ).result_rows
+        assert deciding == [
+            ("age", "wasserstein"),
+            ("income", "wasserstein"),
+            ("plan", "jensen_shannon"),
+            ("score", "wasserstein"),
+        ]
         alerts = ch.query("SELECT rule, delivered FROM alerts").result_rows
         assert alerts == [("retrain", 1)]
 

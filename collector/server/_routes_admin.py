@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,6 +49,11 @@ async def _json(request: Request) -> Any:
         raise HTTPException(400, f"body is not valid JSON: {exc}") from exc
 
 
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: a score that is not finite is reported as null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
 def run_to_json(run: DriftRun) -> dict[str, Any]:
     """A drift run as plain JSON."""
     return {
@@ -62,13 +68,16 @@ def run_to_json(run: DriftRun) -> dict[str, Any]:
         },
         "n_current": run.n_current,
         "drift_share": run.drift_share,
+        "drift_share_threshold": run.drift_share_threshold,
+        "dataset_drift": run.dataset_drift,
         "results": [
             {
                 "feature": r.feature,
                 "kind": r.kind,
                 "method": r.method,
-                "score": None if r.score != r.score else r.score,
-                "p_value": r.p_value,
+                "score": _finite(r.score),
+                "p_value": _finite(r.p_value),
+                "p_adjusted": _finite(r.p_adjusted),
                 "threshold": r.threshold,
                 "drifted": r.drifted,
                 "deciding": r.deciding,

@@ -252,6 +252,10 @@ def run_demo(
         receiver.close()
 
 
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _summary(
     console: Console,
     runs: list[tuple[str, dict[str, Any]]],
@@ -273,7 +277,7 @@ def _summary(
             others = ", ".join(
                 f"{r['method']} p={r['p_value']:.3g}"
                 if r["p_value"] is not None
-                else f"{r['method']} {r['score']:.3f}"
+                else f"{r['method']} {_score(r['score'])}"
                 for r in results
                 if not r["deciding"]
             )
@@ -281,7 +285,7 @@ def _summary(
             table.add_row(
                 feature,
                 main["method"],
-                f"{main['score']:.3f}",
+                _score(main["score"]),
                 f"{main['threshold']:g}",
                 verdict,
                 others,

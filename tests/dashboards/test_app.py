@@ -53,7 +53,8 @@ def test_dashboard_shows_drift_over_time(store, live_server, tmp_path, monkeypat
     assert not app.exception, app.exception
     assert app.sidebar.selectbox[0].value == "churn"
     assert [m.value for m in app.metric] == ["800", "0", "2"]
-    assert app.selectbox[0].value == "wasserstein"
+    assert app.selectbox[0].value == "deciding method per feature"
+    assert "wasserstein" in app.selectbox[0].options
     latest = app.dataframe[0].value
     assert set(latest["feature"]) == {"age", "plan"}
     assert "Drifted features: age" in [m.value for m in app.markdown]
