@@ -5,7 +5,9 @@ inserts at once while the store is healthy; when an insert fails it appends the 
 on-disk spool (fsync'd before the request is acknowledged) and a background thread replays the
 spool once the store answers again. Only a full spool answers 503 with ``Retry-After``.
 A batch the store keeps refusing while it otherwise answers queries (bad data, not an outage) is
-moved to ``dead/`` after ``poison_attempts`` tries instead of blocking the spool.
+moved to ``dead/`` after ``poison_attempts`` tries spread over at least ``poison_after_s``
+seconds instead of blocking the spool (an insert-only outage, such as a server refusing writes
+for a while, must not dead-letter good data).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -58,12 +62,17 @@ class SpoolingWriter:
         retry_interval_s: float = 1.0,
         retry_after_s: int = 5,
         poison_attempts: int = 5,
+        poison_after_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.spool = spool
         self.retry_interval_s = retry_interval_s
         self.retry_after_s = retry_after_s
         self.poison_attempts = poison_attempts
+        self.poison_after_s = poison_after_s
+        self._clock = clock
+        self._first_failure = 0.0
         self._healthy = spool.size == 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -118,7 +127,10 @@ class SpoolingWriter:
         except StoreError:
             return False  # an outage: keep everything and retry later
         self._failures += 1
-        if self._failures >= self.poison_attempts:
+        if self._failures == 1:
+            self._first_failure = self._clock()
+        refused_for = self._clock() - self._first_failure
+        if self._failures >= self.poison_attempts and refused_for >= self.poison_after_s:
             dead = self.spool.directory / "dead"
             dead.mkdir(exist_ok=True)
             shutil.copy2(segment, dead / segment.name)

@@ -138,10 +138,21 @@ def test_full_spool_is_503_with_retry_after(store: EmbeddedStore, tmp_path: Path
 def test_poison_batch_moves_aside(store: EmbeddedStore, tmp_path: Path) -> None:
     spool = Spool(tmp_path, 1 << 20)
     spool.append("no_such_table", "t1", batch(["x"]))
-    writer = SpoolingWriter(store, spool, retry_interval_s=3600, poison_attempts=2)
+    now = [0.0]
+    writer = SpoolingWriter(
+        store,
+        spool,
+        retry_interval_s=3600,
+        poison_attempts=2,
+        poison_after_s=60,
+        clock=lambda: now[0],
+    )
     try:
         writer.close()  # drive the replay by hand
         assert writer.drain() is False
+        assert writer.drain() is False  # refused twice, but not for long enough yet
+        assert not (tmp_path / "dead").exists()
+        now[0] = 61.0
         assert writer.drain() is True
         assert [p.name for p in (tmp_path / "dead").iterdir()] == ["000000000001.seg"]
     finally:
