@@ -56,7 +56,7 @@ KEELWATCH_RETENTION_DAYS = "KEELWATCH_RETENTION_DAYS"
 #: embedded store's directory, or ``./keelwatch-spool`` with a ClickHouse server).
 KEELWATCH_SERVER_SPOOL_DIR = "KEELWATCH_SERVER_SPOOL_DIR"
 
-#: SDK: records per HTTP request (default ``512``).
+#: SDK: records per HTTP request (default ``4096``).
 KEELWATCH_BATCH_SIZE = "KEELWATCH_BATCH_SIZE"
 #: SDK: seconds between sends of a partly filled batch (default ``1.0``).
 KEELWATCH_FLUSH_INTERVAL = "KEELWATCH_FLUSH_INTERVAL"
