@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keelwatch.store import EmbeddedStore, Store, StoreError, apply_retention, open_store
 
@@ -68,6 +68,47 @@ def _writer(config: ServerConfig, store: Store, metrics: ServerMetrics) -> Write
     return _coalescing(config, spooling)
 
 
+class _Authenticate:
+    """Sets ``request.state.caller`` or answers 401/403 (503 when keys cannot be read).
+
+    A plain ASGI middleware: ``BaseHTTPMiddleware`` relays every body chunk through extra tasks
+    and streams, which cost the event loop about 1 ms per 650 KB ingest request.
+    """
+
+    def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
+        self.app = app
+        self.config = config
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        shared: AppState | None = getattr(request.app.state, "keelwatch", None)
+        if shared is None or permission_for(request.method, request.url.path) is None:
+            await self.app(scope, receive, send)
+            return
+        config = self.config
+        try:
+            request.state.caller = await run_in_threadpool(
+                authorize, request, shared.keys, config.api_key, config.project
+            )
+        except Denied as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+            answer = JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
+            await answer(scope, receive, send)
+            return
+        except StoreError:
+            answer = JSONResponse(
+                {"detail": "cannot check API keys: store unavailable"},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+            await answer(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:
     """The ASGI app. It opens (and closes) the configured store unless one is given."""
     metrics = ServerMetrics()
@@ -107,26 +148,7 @@ def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:
         title="keelwatch collector", version="0.1.0", description=_DESCRIPTION, lifespan=lifespan
     )
 
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next: Any) -> Response:
-        shared: AppState | None = getattr(request.app.state, "keelwatch", None)
-        if shared is None or permission_for(request.method, request.url.path) is None:
-            return await call_next(request)
-        try:
-            request.state.caller = await run_in_threadpool(
-                authorize, request, shared.keys, config.api_key, config.project
-            )
-        except Denied as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-            return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
-        except StoreError:
-            return JSONResponse(
-                {"detail": "cannot check API keys: store unavailable"},
-                status_code=503,
-                headers={"Retry-After": "5"},
-            )
-        return await call_next(request)
-
+    app.add_middleware(_Authenticate, config=config)
     app.include_router(_routes_ingest.router)
     app.include_router(_routes_admin.router)
     app.include_router(_routes_ops.router)
