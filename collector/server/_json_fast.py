@@ -10,6 +10,7 @@ errors.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,7 @@ _FIELDS = frozenset(
 )
 _OUTPUT = frozenset({"label", "value", "proba", "text", "prompt_tokens", "completion_tokens"})
 _EMPTY: dict[str, Any] = {}
+_DICT = frozenset({dict})
 
 
 class _Reject(Exception):
@@ -92,29 +94,48 @@ def _numbers(values: list[Any], *, minimum: float | None = None) -> np.ndarray:
     return array
 
 
+def _key_array(keys: list[str], counts: list[int], n: int) -> pa.Array:
+    """The flattened map keys, names checked; cheap when every record repeats the same names."""
+    width = counts[0] if n else 0
+    names = keys[:width]
+    if width and len(keys) == width * n and keys == names * n:
+        # The usual batch: every record has the same feature names in the same order (orjson
+        # interns short keys, so the comparison is mostly by identity).
+        if any(not name or len(name) > MAX_NAME_LEN for name in names):
+            raise _Reject
+        return pa.array(names, pa.string()).take(np.tile(np.arange(width, dtype=np.int32), n))
+    if any(not name or len(name) > MAX_NAME_LEN for name in set(keys)):
+        raise _Reject
+    return pa.array(keys, pa.string())
+
+
+def _empty_map(n: int, item: pa.DataType) -> pa.Array:
+    return pa.MapArray.from_arrays(
+        pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string()), pa.array([], item)
+    )
+
+
 def _map(
     keys: list[str], values: list[Any], counts: list[int], n: int
 ) -> tuple[pa.Array, pa.Array]:
     """Numeric and categorical map columns from flattened feature entries."""
-    if any(not name or len(name) > MAX_NAME_LEN for name in set(keys)):
-        raise _Reject
+    key_array = _key_array(keys, counts, n)
+    sizes = np.asarray(counts, dtype=np.int64)
     if set(map(type, values)) <= _NUMERIC:  # the common case: numbers and nulls only
         try:
             numbers = pa.array(values, pa.float64())
         except (pa.ArrowInvalid, OverflowError) as exc:
             raise _Reject from exc
         keep = ~np.asarray(numbers.is_null())
-        rows = np.repeat(np.arange(n), counts)
-        empty = pa.array([[]] * n, pa.map_(pa.string(), pa.string()))
-        return _entries(rows, pa.array(keys, pa.string()), numbers, keep, n, pa.float64()), empty
+        return _entries(sizes, key_array, numbers, keep, n, pa.float64()), _empty_map(
+            n, pa.string()
+        )
     kinds = _kinds(values)
     is_num = kinds <= _INT
     is_bool = kinds == _BOOL
     is_str = kinds == _STR
     if (kinds == _OTHER).any():
         raise _Reject
-    rows = np.repeat(np.arange(n), counts)
-    key_array = pa.array(keys, pa.string())
     num_values = np.zeros(len(values))
     if is_num.any():
         try:
@@ -132,61 +153,75 @@ def _map(
     if len(text_array) and (pc.max(pc.utf8_length(text_array)).as_py() or 0) > MAX_TEXT_LEN:
         raise _Reject
     return (
-        _entries(rows, key_array, pa.array(num_values), is_num, n, pa.float64()),
-        _entries(rows, key_array, text_array, is_bool | is_str, n, pa.string()),
+        _entries(sizes, key_array, pa.array(num_values), is_num, n, pa.float64()),
+        _entries(sizes, key_array, text_array, is_bool | is_str, n, pa.string()),
     )
 
 
 def _entries(
-    rows: np.ndarray, keys: pa.Array, values: pa.Array, keep: np.ndarray, n: int, item: pa.DataType
+    sizes: np.ndarray, keys: pa.Array, values: pa.Array, keep: np.ndarray, n: int, item: pa.DataType
 ) -> pa.Array:
-    mask = pa.array(keep)
     offsets = np.zeros(n + 1, dtype=np.int32)
+    if keep.all():
+        np.cumsum(sizes, out=offsets[1:])
+        return pa.MapArray.from_arrays(pa.array(offsets), keys, values.cast(item))
+    rows = np.repeat(np.arange(n), sizes)
     np.cumsum(np.bincount(rows[keep], minlength=n), out=offsets[1:])
+    mask = pa.array(keep)
     return pa.MapArray.from_arrays(
         pa.array(offsets), keys.filter(mask), values.filter(mask).cast(item)
     )
 
 
+_TOP = (
+    "prediction_id",
+    "model",
+    "version",
+    "slot",
+    "ts",
+    "latency_ms",
+    "error",
+    "trace_id",
+    "span_id",
+)
+_OUT = ("label", "value", "text", "prompt_tokens", "completion_tokens")
+
+
+def _objects(values: list[Any]) -> list[dict[str, Any]]:
+    """``values`` with null as ``{}``; rejects anything that is not an object."""
+    objects = [v if v is not None else _EMPTY for v in values]
+    if not set(map(type, objects)) <= _DICT:
+        raise _Reject
+    return objects
+
+
+def _flatten(objects: list[dict[str, Any]]) -> tuple[list[str], list[Any], list[int]]:
+    return (
+        list(chain.from_iterable(objects)),
+        list(chain.from_iterable(map(dict.values, objects))),
+        list(map(len, objects)),
+    )
+
+
 def _gather(records: list[Any]) -> dict[str, Any]:
-    cols: dict[str, list[Any]] = {name: [] for name in _FIELDS | {"o." + f for f in _OUTPUT}}
-    fkeys: list[str] = []
-    fvals: list[Any] = []
-    fcounts: list[int] = []
-    tkeys: list[str] = []
-    tvals: list[Any] = []
-    tcounts: list[int] = []
-    proba: list[Any] = []
-    for record in records:
-        if type(record) is not dict or not record.keys() <= _FIELDS:
-            raise _Reject
-        for name in ("prediction_id", "model", "version", "slot", "ts", "latency_ms", "error"):
-            cols[name].append(record.get(name))
-        cols["trace_id"].append(record.get("trace_id"))
-        cols["span_id"].append(record.get("span_id"))
-        features = record.get("features") or _EMPTY
-        tags = record.get("tags") or _EMPTY
-        output = record.get("output") or _EMPTY
-        if type(features) is not dict or type(tags) is not dict or type(output) is not dict:
-            raise _Reject
-        if len(features) > MAX_FEATURES or not output.keys() <= _OUTPUT:
-            raise _Reject
-        fkeys.extend(features)
-        fvals.extend(features.values())
-        fcounts.append(len(features))
-        tkeys.extend(tags)
-        tvals.extend(tags.values())
-        tcounts.append(len(tags))
-        for name in ("label", "value", "text", "prompt_tokens", "completion_tokens"):
-            cols["o." + name].append(output.get(name))
-        p = output.get("proba")
-        proba.append(p if p is not None else [])
-    return {
-        **cols,
-        "features": (fkeys, fvals, fcounts),
-        "tags": (tkeys, tvals, tcounts),
-        "proba": proba,
-    }
+    # Column by column with comprehensions: about twice as fast as one loop over the records
+    # appending to a dozen lists.
+    if not set(map(type, records)) <= _DICT or not all(map(_FIELDS.issuperset, records)):
+        raise _Reject
+    cols: dict[str, Any] = {name: [r.get(name) for r in records] for name in _TOP}
+    features = _objects([r.get("features") for r in records])
+    outputs = _objects([r.get("output") for r in records])
+    tags = _objects([r.get("tags") for r in records])
+    if max(map(len, features), default=0) > MAX_FEATURES:
+        raise _Reject
+    if not all(map(_OUTPUT.issuperset, outputs)):
+        raise _Reject
+    for name in _OUT:
+        cols["o." + name] = [o.get(name) for o in outputs]
+    cols["proba"] = [p if (p := o.get("proba")) is not None else [] for o in outputs]
+    cols["features"] = _flatten(features)
+    cols["tags"] = _flatten(tags)
+    return cols
 
 
 def _timestamps(values: list[Any], now: float) -> pa.Array:

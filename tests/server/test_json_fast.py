@@ -82,6 +82,11 @@ def test_empty_batch() -> None:
         (("colour",), "red"),
         (("output", "prompt_tokens"), -2),
         (("features", "big"), 2**70),
+        (("features",), []),
+        (("features",), 0),
+        (("tags",), ""),
+        (("output",), False),
+        (("features", ""), 1.0),
     ],
 )
 def test_any_bad_value_defers_to_the_exact_validator(path: tuple[str, ...], value: Any) -> None:
