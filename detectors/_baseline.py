@@ -2,11 +2,12 @@
 
 Registering a baseline copies it into the store once: numeric values into ``baseline_values`` (one
 row per finite value and feature, with the source row number, so a detector reads one feature as
-one primary-key range), categorical values into ``baseline_rows`` (one map per record; baselines
-registered before migration 2 also kept numeric values there) and computes the profile there in
-SQL: per numeric feature the count, nulls, min/max, mean, standard deviation (population, ddof=0),
-quantiles, a capped distinct count and Sturges bin edges with their counts; per categorical feature
-the category counts. Baselines are versioned per model and carry lineage (source, content hash,
+one primary-key range) and, sorted, into ``baseline_sorted`` (one array per feature, migration 7),
+categorical values into ``baseline_rows`` (one map per record; baselines registered before
+migration 2 also kept numeric values there) and computes the profile there in SQL: per numeric
+feature the count, nulls, min/max, mean, standard deviation (population, ddof=0), quantiles, a
+capped distinct count and Sturges bin edges with their counts; per categorical feature the
+category counts. Baselines are versioned per model and carry lineage (source, content hash,
 feature schema, who registered them and when).
 """
 
@@ -179,6 +180,21 @@ def _values_table(baseline_id: str, name: str, column: pd.Series) -> pa.Table:
     )
 
 
+def _sorted_table(baseline_id: str, name: str, column: pd.Series) -> pa.Table:
+    """One numeric feature's finite values, sorted, as one row of ``baseline_sorted``."""
+    values = column.to_numpy(dtype=float, na_value=np.nan)
+    values = np.sort(values[np.isfinite(values)])
+    return pa.table(
+        {
+            "baseline_id": [baseline_id],
+            "feature": [name],
+            "sorted_values": pa.ListArray.from_arrays(
+                pa.array(np.array([0, values.size], dtype=np.int32)), pa.array(values)
+            ),
+        }
+    )
+
+
 def _numeric_profiles(
     store: Store, baseline_id: str, names: list[str], total: int
 ) -> dict[str, FeatureProfile]:
@@ -193,10 +209,18 @@ def _numeric_profiles(
         str(r["feature"]): r
         for r in store.query(
             "SELECT feature, count() AS n, min(x) AS lo, max(x) AS hi, avg(x) AS mean, "
-            "stddevPop(x) AS std, uniqUpTo(20)(x) AS u, "
-            f"quantilesExact({', '.join(map(str, QUANTILES))})(x) AS q "
-            f"FROM ({source}) GROUP BY feature",
+            f"stddevPop(x) AS std, uniqUpTo(20)(x) AS u FROM ({source}) GROUP BY feature",
             params,
+        ).to_pylist()
+    }
+    # quantilesExact's element (0-based index ⌊level·n⌋) read from the sorted values, no re-sort.
+    quantiles = {
+        str(r["feature"]): r["q"]
+        for r in store.query(
+            "SELECT feature, arrayMap(l -> sorted_values[toUInt64(l * length(sorted_values)) + 1], "
+            "{levels:Array(Float64)}) AS q FROM baseline_sorted WHERE baseline_id = {b:String} "
+            "AND feature IN {names:Array(String)} AND notEmpty(sorted_values) LIMIT 1 BY feature",
+            {**params, "levels": list(QUANTILES)},
         ).to_pylist()
     }
     edges = {
@@ -230,7 +254,7 @@ def _numeric_profiles(
             float(r["hi"]),
             float(r["mean"]),
             float(r["std"]),
-            tuple(float(q) for q in r["q"]),
+            tuple(float(q) for q in quantiles[name]),
             tuple(float(e) for e in edges[name]),
             tuple(counts[name]),
             distinct=int(r["u"]),
@@ -263,10 +287,12 @@ def register_baseline(
         pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
     ).hexdigest()
     baseline_id = uuid.uuid4().hex
-    # Numeric values go to baseline_values only (one insert per feature keeps memory at one
-    # column); baseline_rows keeps the categorical values of each row.
+    # Numeric values go to baseline_values (one insert per feature keeps memory at one column),
+    # and sorted once to baseline_sorted for the exact ECDF detectors; baseline_rows keeps the
+    # categorical values of each row.
     for name in numeric:
         store.insert("baseline_values", _values_table(baseline_id, name, frame[name]))
+        store.insert("baseline_sorted", _sorted_table(baseline_id, name, frame[name]))
     if categorical:
         store.insert("baseline_rows", _rows_table(baseline_id, frame, [], categorical))
     total = len(frame)

@@ -212,6 +212,8 @@ def _numeric_results(
                 continue
             if method == "wasserstein":
                 score, p_value = ecdf.wasserstein / max(p.std or 0.0, 0.001), None
+            elif ecdf.ks_ref_below is None or ecdf.ks_cur_below is None:
+                continue
             else:
                 score, p_value = ks_p_value(
                     ecdf.ks_ref_below, ecdf.n_ref, ecdf.ks_cur_below, ecdf.n_cur, config.ks_method
@@ -276,7 +278,8 @@ def run_drift(
     ecdf_names = [p.name for p in numeric if NUMERIC_ONLY & set(methods[p.name])]
     n_window = window_count(store, window)
     sizes = {p.name: p.count + n_window for p in numeric}
-    ecdf = ecdf_distances(store, window, baseline.baseline_id, ecdf_names, sizes)
+    ks_names = {p.name for p in numeric if "ks" in methods[p.name]}
+    ecdf = ecdf_distances(store, window, baseline.baseline_id, ecdf_names, sizes, ks=ks_names)
     binned_names = [p.name for p in numeric if set(methods[p.name]) - NUMERIC_ONLY]
     binned = numeric_pairs(store, window, baseline, binned_names, config.compat)
     hell: Pairs = {}

@@ -1,22 +1,30 @@
 """Exact ECDF distances between a baseline and a window, in one SQL pass per feature group.
 
-For each feature, the engine sorts the union of both sides' values (carrying a 0/1 side flag,
-with ``arraySort`` keyed on the values), takes cumulative counts ``R_i`` (reference values at or
-before position ``i``) and ``C_i`` (current), and with ``dx_i = x_{i+1} − x_i``:
+First Wasserstein distance, from the two sorted samples (``wasserstein_query``): with
+``F⁻¹``, ``G⁻¹`` the empirical quantile functions, ``W1 = ∫₀¹ |F⁻¹(u) − G⁻¹(u)| du``, equal to
+``scipy.stats.wasserstein_distance``'s ``∫ |F − G| dx`` (ties included). Both quantile
+functions are steps on the grid ``{i / n} ∪ {j / m}``; scaled by ``n·m`` the grid is the integers
+``{i·m} ∪ {j·n}``, whose sorted union ``K`` gives exact widths, and on ``(K_{k−1}, K_k]`` the
+reference's quantile is ``r[⌈K_k / m⌉]`` and the current's ``c[⌈K_k / n⌉]``. Each sorted sample is
+expanded by how many grid pieces its elements cover (``1 + ⌊i·m / n⌋ − ⌊(i − 1)·m / n⌋``), so
+``W1 = Σ_k |r'_k − c'_k| · (K_k − K_{k−1}) / (n·m)``; with ``n = m`` this is ``Σ |r_i − c_i| / n``.
+Only numeric sorts of each side are needed, no merge of the two samples.
 
-- first Wasserstein distance ``W1 = Σ_i |R_i / n_ref − C_i / n_cur| · dx_i`` (ties have
-  ``dx = 0`` so only the last of a run of equal values counts, with both ECDFs complete there),
-  as ``scipy.stats.wasserstein_distance``;
-- Kolmogorov-Smirnov ``D = max |R_i / n_ref − C_i / n_cur|`` over the last position of each run
-  of equal values (``dx_i != 0``; at the very last position both ECDFs are 1), as
-  ``scipy.stats.ks_2samp``; the counts at the first maximum are returned for the p-value.
+Kolmogorov-Smirnov needs the two CDFs at every value, so ``ks_query`` merges both sides: it sorts
+the union with a 0/1 side flag (``arraySort`` keyed on the values), takes cumulative counts
+``R_i`` (reference values at or before position ``i``) and ``C_i`` (current), and
+``D = max |R_i / n_ref − C_i / n_cur|`` over the last position of each run of equal values
+(``dx_i = x_{i+1} − x_i != 0``; at the very last position both ECDFs are 1), as
+``scipy.stats.ks_2samp``; the counts at the first maximum are returned for the p-value. It also
+returns ``W1 = Σ_i |R_i / n_ref − C_i / n_cur| · dx_i``. It costs about twice the Wasserstein
+query, so it runs only for features that use KS.
 
 Memory is bounded by a budget of values held at once (``DEFAULT_BUDGET``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,24 +32,80 @@ from keelwatch.store import Store
 
 from ._sql import CURRENT_NUM, CURRENT_ONE, REFERENCE_NUM, REFERENCE_ONE, Window
 
-__all__ = ["EcdfDistances", "ecdf_distances", "ecdf_query", "query_distances"]
+__all__ = ["EcdfDistances", "ecdf_distances", "ks_query", "query_distances", "wasserstein_query"]
 
 
 @dataclass(frozen=True)
 class EcdfDistances:
-    """W1 and the KS statistic of one feature, with the counts behind them."""
+    """W1 and, when asked for, the KS statistic of one feature, with the counts behind them."""
 
     n_ref: int
     n_cur: int
     wasserstein: float
-    ks_d: float
-    ks_ref_below: int
-    ks_cur_below: int
+    ks_d: float | None = None
+    ks_ref_below: int | None = None
+    ks_cur_below: int | None = None
 
 
-def ecdf_query(reference: str, current: str, by_feature: bool = False) -> str:
-    """The ECDF query over two ``x`` sources (constant SQL fragments, never user input);
+def _sides(reference: str, current: str, by_feature: bool) -> str:
+    key = "feature, " if by_feature else ""
+    group = " GROUP BY feature" if by_feature else ""
+    return (
+        f"SELECT {key}arraySort(groupArrayIf(x, s = 1)) AS rs, "
+        "arraySort(groupArrayIf(x, s = 0)) AS cs, length(rs) AS nr, length(cs) AS nc FROM ("
+        f"SELECT {key}x, toUInt8(1) AS s FROM ({reference}) "
+        f"UNION ALL SELECT {key}x, toUInt8(0) AS s FROM ({current})){group}"
+    )
+
+
+def _presorted_sides(current: str, by_feature: bool) -> str:
+    """Both sides with the reference's sorted values read from ``baseline_sorted``."""
+    if by_feature:
+        return (
+            "SELECT feature, r.sorted_values AS rs, arraySort(c.v) AS cs, length(rs) AS nr, "
+            f"length(cs) AS nc FROM (SELECT feature, groupArray(x) AS v FROM ({current}) "
+            "GROUP BY feature) AS c INNER JOIN (SELECT feature, sorted_values FROM "
+            "baseline_sorted WHERE baseline_id = {b:String} AND feature IN {names:Array(String)} "
+            "LIMIT 1 BY feature) AS r USING feature"
+        )
+    return (
+        "SELECT r.sorted_values AS rs, arraySort(c.v) AS cs, length(rs) AS nr, length(cs) AS nc "
+        f"FROM (SELECT groupArray(x) AS v FROM ({current})) AS c CROSS JOIN (SELECT sorted_values "
+        "FROM baseline_sorted WHERE baseline_id = {b:String} AND feature = {f:String} LIMIT 1) AS r"
+    )
+
+
+def _wasserstein(sides: str, by_feature: bool) -> str:
+    key = "feature, " if by_feature else ""
+    # Rows with n = m (or an empty side, left out later) take the L1 branch; the general branch
+    # then sees empty arrays (ra, ca), so neither branch costs much where it is not used,
+    # short-circuit or not.
+    return f"""
+SELECT {key}nr, nc, if(simple, L1Distance(rs, if(nr = nc, cs, rs)) / nr,
+ arraySum((a, b, t) -> abs(a - b) * t,
+  arrayFlatten(arrayMap((v, k) -> arrayWithConstant(k, v), ra,
+   arrayMap(i -> 1 + intDiv(i * nc, nr) - intDiv((i - 1) * nc, nr), range(1, length(ra) + 1)))),
+  arrayFlatten(arrayMap((v, k) -> arrayWithConstant(k, v), ca,
+   arrayMap(j -> 1 + intDiv(j * nr, nc) - intDiv((j - 1) * nr, nc), range(1, length(ca) + 1)))),
+  arrayPopFront(arrayDifference(arrayPushFront(arraySort(arrayConcat(
+   arrayMap(i -> i * nc, range(1, length(ra) + 1)),
+   arrayMap(j -> j * nr, range(1, length(ca) + 1)))), 0)))
+ ) / (nr * nc)) AS w, nan AS d, 0 AS ref_below, 0 AS cur_below FROM (
+ SELECT {key}rs, cs, nr, nc, nr = nc OR nr = 0 OR nc = 0 AS simple,
+  if(simple, [], rs) AS ra, if(simple, [], cs) AS ca
+ FROM ({sides})
+)
+"""
+
+
+def wasserstein_query(reference: str, current: str, by_feature: bool = False) -> str:
+    """The W1 query over two ``x`` sources (constant SQL fragments, never user input);
     ``by_feature``: the sources have a ``feature`` column too and each feature is one row."""
+    return _wasserstein(_sides(reference, current, by_feature), by_feature)
+
+
+def ks_query(reference: str, current: str, by_feature: bool = False) -> str:
+    """The merged-ECDF query (KS ``D`` with its counts, and W1) over two ``x`` sources."""
     key = "feature, " if by_feature else ""
     group = " GROUP BY feature" if by_feature else ""
     return f"""
@@ -65,29 +129,47 @@ SELECT {key}nr, nc, w, d, cr[i] AS ref_below, i - cr[i] AS cur_below FROM (
 """
 
 
-_QUERY = ecdf_query(REFERENCE_ONE, CURRENT_ONE)
-_GROUPED = ecdf_query(REFERENCE_NUM, CURRENT_NUM, by_feature=True)
-#: Values (both sides, all features of a query) held in the engine at once. On 1M + 1M rows x 20
-#: features, 10M (five features per query) ran in 6-9 s against 9 s one feature at a time, with
-#: peak RSS 1.20 GB against 1.10 GB (shared 2-core machine, noisy).
-DEFAULT_BUDGET = 10_000_000
+#: Per (kind, grouped): "ks" merges both sides, "w1" reads the reference from baseline_values
+#: (baselines registered before migration 7), "presorted" from baseline_sorted.
+_QUERIES = {
+    (kind, grouped): (
+        _wasserstein(_presorted_sides(CURRENT_NUM if grouped else CURRENT_ONE, grouped), grouped)
+        if kind == "presorted"
+        else (ks_query if kind == "ks" else wasserstein_query)(
+            REFERENCE_NUM if grouped else REFERENCE_ONE,
+            CURRENT_NUM if grouped else CURRENT_ONE,
+            by_feature=grouped,
+        )
+    )
+    for kind in ("presorted", "w1", "ks")
+    for grouped in (False, True)
+}
+#: Values (both sides, all features of a query) held in the engine at once. Each query reads the
+#: window's feature map once (~0.2-0.4 s at 1M rows x 20 features), so fewer queries are faster.
+#: On 1M + 1M rows x 20 features: 10M / 20M / 40M took 1.5-2.2 / 1.7-1.9 / 1.3-1.5 s, +335 /
+#: +345 / +545 MB peak RSS with equal sizes; with 1M + 0.6M (the expanding branch), 10M / 20M
+#: took 3.3-4.4 / 3.3 s, +690 / +665 MB (shared 2-core machine, noisy).
+DEFAULT_BUDGET = 20_000_000
 
 
 def _distances(row: dict[str, Any]) -> EcdfDistances | None:
     if not row["nr"] or not row["nc"]:
         return None
+    d = float(row["d"])
+    if d != d:  # the Wasserstein query: no KS
+        return EcdfDistances(int(row["nr"]), int(row["nc"]), float(row["w"]))
     return EcdfDistances(
         int(row["nr"]),
         int(row["nc"]),
         float(row["w"]),
-        float(row["d"]),
+        d,
         int(row["ref_below"]),
         int(row["cur_below"]),
     )
 
 
 def query_distances(store: Store, sql: str, params: dict[str, Any]) -> EcdfDistances | None:
-    """Run an ``ecdf_query``; ``None`` when either side is empty."""
+    """Run a ``wasserstein_query`` or ``ks_query``; ``None`` when either side is empty."""
     rows = store.query(sql, params).to_pylist()
     return _distances(rows[0]) if rows else None
 
@@ -104,6 +186,12 @@ def _groups(sizes: Sequence[tuple[str, int]], budget: int) -> list[list[str]]:
     return groups
 
 
+def _kind(name: str, ks: Collection[str], presorted: Collection[str]) -> str:
+    if name in ks:
+        return "ks"
+    return "presorted" if name in presorted else "w1"
+
+
 def ecdf_distances(
     store: Store,
     window: Window,
@@ -111,26 +199,42 @@ def ecdf_distances(
     features: Sequence[str],
     sizes: dict[str, int] | None = None,
     budget: int = DEFAULT_BUDGET,
+    ks: Collection[str] = (),
 ) -> dict[str, EcdfDistances]:
-    """W1 and KS ``D`` per numeric feature between the baseline and the window.
+    """W1 per numeric feature between the baseline and the window, and KS ``D`` for ``ks``.
 
     Features are queried together while their values (``sizes``: an upper bound of both sides'
-    count per feature) fit ``budget``; the array work runs on one core per query, so fewer,
+    count per feature) fit ``budget``: each query reads the window's feature map once, so fewer,
     larger queries are faster, and the budget bounds the memory. A feature alone reads its one
     map key instead of unnesting the map. Features missing on either side are left out.
     """
     out: dict[str, EcdfDistances] = {}
     sizes = sizes or {}
-    for group in _groups([(n, sizes.get(n, budget)) for n in features], budget):
-        if len(group) == 1:
-            params = {**window.params(), "b": baseline_id, "f": group[0]}
-            found = query_distances(store, _QUERY, params)
-            if found is not None:
-                out[group[0]] = found
-            continue
-        params = {**window.params(), "b": baseline_id, "names": list(group)}
-        for row in store.query(_GROUPED, params).to_pylist():
-            found = _distances(row)
-            if found is not None:
-                out[str(row["feature"])] = found
+    presorted = (
+        {
+            str(name)
+            for name in store.query(
+                "SELECT DISTINCT feature FROM baseline_sorted WHERE baseline_id = {b:String}",
+                {"b": baseline_id},
+            )
+            .column("feature")
+            .to_pylist()
+        }
+        if features
+        else set()
+    )
+    for kind in ("presorted", "w1", "ks"):
+        names = [n for n in features if _kind(n, ks, presorted) == kind]
+        for group in _groups([(n, sizes.get(n, budget)) for n in names], budget):
+            if len(group) == 1:
+                params = {**window.params(), "b": baseline_id, "f": group[0]}
+                found = query_distances(store, _QUERIES[kind, False], params)
+                if found is not None:
+                    out[group[0]] = found
+                continue
+            params = {**window.params(), "b": baseline_id, "names": list(group)}
+            for row in store.query(_QUERIES[kind, True], params).to_pylist():
+                found = _distances(row)
+                if found is not None:
+                    out[str(row["feature"])] = found
     return out

@@ -29,7 +29,7 @@ from keelwatch.store import Store
 
 from ._baseline import Baseline, FeatureProfile
 from ._config import P_VALUE_METHODS
-from ._ecdf import ecdf_query, query_distances
+from ._ecdf import query_distances, wasserstein_query
 from ._methods import hellinger, jensen_shannon, kl_divergence, psi
 
 __all__ = ["CalibratedThreshold", "as_feature_thresholds", "calibrate_thresholds"]
@@ -38,7 +38,7 @@ _CHUNK = "row >= {lo:UInt64} AND row < {hi:UInt64}"
 _VALUES = (
     "SELECT value AS x FROM baseline_values WHERE baseline_id = {b:String} AND feature = {f:String}"
 )
-_REST_VS_CHUNK = ecdf_query(f"{_VALUES} AND NOT ({_CHUNK})", f"{_VALUES} AND {_CHUNK}")
+_REST_VS_CHUNK = wasserstein_query(f"{_VALUES} AND NOT ({_CHUNK})", f"{_VALUES} AND {_CHUNK}")
 _BINNED = {
     "psi": psi,
     "kl_div": kl_divergence,

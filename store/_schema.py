@@ -162,6 +162,18 @@ SELECT baseline_id, k, row, v FROM baseline_rows ARRAY JOIN mapKeys(num) AS k, m
 WHERE isFinite(v) AND baseline_id NOT IN (SELECT DISTINCT baseline_id FROM baseline_values)
 """
 
+# Each numeric baseline feature's finite values sorted once at registration (one row per
+# feature), so exact ECDF detectors sort only the window. Older baselines have no rows here and
+# are read from baseline_values instead.
+_BASELINE_SORTED = """
+CREATE TABLE IF NOT EXISTS baseline_sorted (
+    baseline_id String,
+    feature LowCardinality(String),
+    sorted_values Array(Float64)
+) ENGINE = ReplacingMergeTree
+ORDER BY (baseline_id, feature)
+"""
+
 _API_KEYS = """
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id String,
@@ -278,6 +290,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE drift_results ADD COLUMN IF NOT EXISTS p_adjusted Nullable(Float64)",
         ),
     ),
+    Migration(7, "sorted numeric baseline values per feature", (_BASELINE_SORTED,)),
     # Append new migrations here with the next version number; never renumber or edit one
     # that has shipped (stores remember applied versions in schema_migrations).
 )

@@ -1,0 +1,95 @@
+"""Exact W1 and KS from the store against SciPy, over the shapes the quantile formula splits on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from keelwatch.detectors import Window, register_baseline
+from keelwatch.detectors._baseline import QUANTILES
+from keelwatch.detectors._ecdf import ecdf_distances
+from keelwatch.store import Store
+
+# (reference size, current size): equal (the L1 branch), co-prime, one side a multiple of the
+# other, a window far smaller than the baseline and one far larger, single values.
+SIZES = [(500, 500), (701, 389), (300, 900), (2000, 7), (13, 1500), (1, 1), (1, 4)]
+
+
+def test_wasserstein_and_ks_match_scipy_for_any_sizes(
+    store: Store, rng: np.random.Generator, insert: Any
+) -> None:
+    ref_columns: dict[str, np.ndarray] = {}
+    cur_columns: dict[str, np.ndarray] = {}
+    longest = max(max(s) for s in SIZES)
+    for k, (n, m) in enumerate(SIZES):
+        # Continuous values for some shapes, heavy ties (few integers) for the others.
+        ties = k % 2 == 1
+        a = rng.integers(0, 6, n).astype(float) if ties else rng.normal(size=n)
+        b = rng.integers(2, 9, m).astype(float) if ties else rng.normal(0.4, 1.3, m)
+        ref_columns[f"f{k}"] = np.pad(a, (0, longest - n), constant_values=np.nan)
+        cur_columns[f"f{k}"] = np.pad(b, (0, longest - m), constant_values=np.nan)
+    baseline = register_baseline(store, "m", pd.DataFrame(ref_columns))
+    window = insert(store, "m", pd.DataFrame(cur_columns))
+    names = list(ref_columns)
+    ks = set(names[::2])
+    stored = store.query(
+        "SELECT feature, length(sorted_values) AS n FROM baseline_sorted "
+        "WHERE baseline_id = {b:String}",
+        {"b": baseline.baseline_id},
+    ).to_pylist()
+    assert {r["feature"]: r["n"] for r in stored} == {
+        n: s[0] for n, s in zip(names, SIZES, strict=True)
+    }
+    for name in names:  # profile quantiles are quantileExact's element, ⌊level·n⌋ (0-based)
+        a = np.sort(ref_columns[name][np.isfinite(ref_columns[name])])
+        expected = tuple(float(a[int(level * a.size)]) for level in QUANTILES)
+        assert baseline.feature(name).quantiles == expected
+    _check(store, window, baseline.baseline_id, ref_columns, cur_columns, ks)
+    # A baseline registered before baseline_sorted existed is read from baseline_values.
+    store.command("TRUNCATE TABLE baseline_sorted")
+    _check(store, window, baseline.baseline_id, ref_columns, cur_columns, ks)
+
+
+def _check(
+    store: Store,
+    window: Window,
+    baseline_id: str,
+    ref_columns: dict[str, np.ndarray],
+    cur_columns: dict[str, np.ndarray],
+    ks: set[str],
+) -> None:
+    names = list(ref_columns)
+    for budget in (10**9, 1):  # all features in one grouped query, then one query each
+        found = ecdf_distances(store, window, baseline_id, names, budget=budget, ks=ks)
+        for name in names:
+            a = ref_columns[name][np.isfinite(ref_columns[name])]
+            b = cur_columns[name][np.isfinite(cur_columns[name])]
+            got = found[name]
+            assert (got.n_ref, got.n_cur) == (a.size, b.size)
+            expected = stats.wasserstein_distance(a, b)
+            assert got.wasserstein == pytest.approx(expected, rel=1e-12, abs=1e-14), name
+            if name in ks:
+                assert got.ks_d == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-12)
+                assert got.ks_ref_below is not None and got.ks_cur_below is not None
+                d = abs(got.ks_ref_below / a.size - got.ks_cur_below / b.size)
+                assert d == pytest.approx(got.ks_d, abs=1e-12)
+            else:
+                assert got.ks_d is None
+
+
+def test_feature_empty_on_one_side_is_left_out(
+    store: Store, rng: np.random.Generator, insert: Any
+) -> None:
+    ref = pd.DataFrame({"a": rng.normal(size=50), "b": rng.normal(size=50)})
+    cur = pd.DataFrame({"a": rng.normal(size=30)})
+    baseline = register_baseline(store, "m", ref)
+    window = insert(store, "m", cur)
+    for budget in (10**9, 1):
+        found = ecdf_distances(store, window, baseline.baseline_id, ["a", "b"], budget=budget)
+        assert set(found) == {"a"}
+        expected = stats.wasserstein_distance(ref["a"], cur["a"])
+        assert found["a"].wasserstein == pytest.approx(expected, rel=1e-12)
