@@ -17,6 +17,8 @@ import pyarrow as pa
 __all__ = [
     "MAX_FUTURE_SKEW_S",
     "OUTCOME_SCHEMA",
+    "OUTPUT_FIELDS",
+    "PREDICTION_FIELDS",
     "PREDICTION_SCHEMA",
     "Batch",
     "RecordError",
@@ -73,7 +75,7 @@ OUTCOME_SCHEMA = pa.schema(
     ]
 )
 
-_PREDICTION_FIELDS = frozenset(
+PREDICTION_FIELDS = frozenset(
     {
         "prediction_id",
         "model",
@@ -89,9 +91,7 @@ _PREDICTION_FIELDS = frozenset(
         "span_id",
     }
 )
-_OUTPUT_FIELDS = frozenset(
-    {"label", "value", "proba", "text", "prompt_tokens", "completion_tokens"}
-)
+OUTPUT_FIELDS = frozenset({"label", "value", "proba", "text", "prompt_tokens", "completion_tokens"})
 _OUTCOME_FIELDS = frozenset({"prediction_id", "model", "ts", "label", "value"})
 
 
@@ -207,10 +207,10 @@ def _unknown(record: Mapping[str, Any], allowed: frozenset[str], prefix: str = "
 def _prediction_row(record: Any, project: str, now: float) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise _Invalid("", f"a record must be an object, got {type(record).__name__}")
-    _unknown(record, _PREDICTION_FIELDS)
+    _unknown(record, PREDICTION_FIELDS)
     num, cat = _features(record.get("features"))
     output = _mapping(record.get("output"), "output")
-    _unknown(output, _OUTPUT_FIELDS, "output.")
+    _unknown(output, OUTPUT_FIELDS, "output.")
     proba = output.get("proba")
     if proba is not None and (
         not isinstance(proba, list) or any(_number(p, "output.proba") is None for p in proba)
