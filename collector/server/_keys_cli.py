@@ -9,11 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
-from keelwatch.environ import KEELWATCH_API_KEY, KEELWATCH_ENDPOINT, env_str
+from keelwatch._client import ServerClient, ServerError
 
 from ._keys import ROLES, KeyRing
 
@@ -37,22 +35,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _http(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    url = (args.url or env_str(KEELWATCH_ENDPOINT, "http://127.0.0.1:8787")).rstrip("/")
-    key = args.api_key or env_str(KEELWATCH_API_KEY, "")
-    headers = {"content-type": "application/json"}
-    if key:
-        headers["authorization"] = f"Bearer {key}"
+    client = ServerClient(args.url, args.api_key, timeout_s=30)
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url + path, data=data, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            detail = exc.read().decode(errors="replace")
-        raise SystemExit(f"keelwatch keys: HTTP {exc.code}: {detail}") from exc
-    except OSError as exc:
-        raise SystemExit(f"keelwatch keys: cannot reach {url}: {exc}") from exc
+        return client.request(method, path, data)
+    except ServerError as exc:
+        raise SystemExit(f"keelwatch keys: {exc}") from exc
 
 
 def _local(args: argparse.Namespace) -> Any:
