@@ -255,6 +255,40 @@ _PREDICTIONS_1M_MV = (
 # Rows stored before the view existed (the view only sees new inserts).
 _PREDICTIONS_1M_BACKFILL = "INSERT INTO predictions_1m" + _ROLLUP_SELECT
 
+# Prices for cost detectors, never applied at ingest: cost is computed at query time, so a new or
+# corrected row re-prices past windows. A correction is a new row with the same key (the
+# ``ORDER BY``); ``ReplacingMergeTree(recorded_at)`` keeps the latest and readers use ``FINAL``.
+# ``version``/``slot`` '' means "any"; the most specific row effective at a prediction's ts wins.
+_COMPUTE_PRICES = """
+CREATE TABLE IF NOT EXISTS compute_prices (
+    project LowCardinality(String),
+    model LowCardinality(String),
+    version LowCardinality(String),
+    slot LowCardinality(String),
+    effective_from DateTime64(6, 'UTC'),
+    per_second Float64,
+    per_prediction Float64,
+    currency LowCardinality(String),
+    recorded_by String,
+    recorded_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = ReplacingMergeTree(recorded_at)
+ORDER BY (project, model, version, slot, effective_from)
+"""
+
+_TOKEN_PRICES = """
+CREATE TABLE IF NOT EXISTS token_prices (
+    project LowCardinality(String),
+    model LowCardinality(String),
+    effective_from DateTime64(6, 'UTC'),
+    prompt_per_million Float64,
+    completion_per_million Float64,
+    currency LowCardinality(String),
+    recorded_by String,
+    recorded_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = ReplacingMergeTree(recorded_at)
+ORDER BY (project, model, effective_from)
+"""
+
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32,
@@ -291,6 +325,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(7, "sorted numeric baseline values per feature", (_BASELINE_SORTED,)),
+    Migration(9, "compute and LLM token prices, effective-dated", (_COMPUTE_PRICES, _TOKEN_PRICES)),
     # Append new migrations here with the next version number; never renumber or edit one
     # that has shipped (stores remember applied versions in schema_migrations).
 )
