@@ -152,4 +152,5 @@ def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:
     app.include_router(_routes_ingest.router)
     app.include_router(_routes_admin.router)
     app.include_router(_routes_ops.router)
+    app.include_router(__import__(f"{__package__}._routes_cost", fromlist=["router"]).router)
     return app
