@@ -128,10 +128,14 @@ class TimedTransport:
 
     def __init__(self, endpoint: str) -> None:
         self._inner = HttpTransport(endpoint, timeout=30)
-        self.seconds: list[float] = []
-        self.records = 0
+        self.seconds: list[float] = []  # appended from several request threads
+        self.arrow = self.json = 0
 
     def send(self, path: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+        if headers.get("Content-Type", "").endswith("arrow.stream"):
+            self.arrow += 1
+        else:
+            self.json += 1
         t0 = time.perf_counter()
         try:
             return self._inner.send(path, body, headers)
@@ -228,7 +232,21 @@ def main() -> None:
     parser.add_argument("--values", choices=("random", "round", "int"), default="random")
     parser.add_argument("--queue", type=int, help="max_queue_size (default: the client's)")
     parser.add_argument("--batch", type=int, help="batch_size (default: the client's)")
+    parser.add_argument("--in-flight", type=int, help="max_in_flight (default: the client's)")
+    parser.add_argument(
+        "--wire",
+        choices=("auto", "arrow", "json"),
+        default="auto",
+        help="wire_format; auto = Arrow when pyarrow is imported (--import-pyarrow)",
+    )
+    parser.add_argument(
+        "--import-pyarrow",
+        action="store_true",
+        help="import pyarrow first, as a service using pandas 2 does",
+    )
     args = parser.parse_args()
+    if args.import_pyarrow:
+        import pyarrow  # noqa: F401
 
     rows = make_rows(args.values, args.features, 4096)
     predict = make_model(args.features)
@@ -246,6 +264,8 @@ def main() -> None:
             transport=transport,
             max_queue_size=args.queue,
             batch_size=args.batch,
+            max_in_flight=args.in_flight,
+            wire_format=args.wire,
             metrics_registry=False,
             shutdown_timeout=30,
         )
@@ -260,7 +280,9 @@ def main() -> None:
         sender_stat = f"/proc/self/task/{sender.native_id}/stat" if sender else ""
         server_stat = f"/proc/{proc.pid}/stat"
         sender0, server0 = cpu_seconds(sender_stat), cpu_seconds(server_stat)
+        process0 = cpu_seconds("/proc/self/stat")
         requests0 = len(transport.seconds)
+        sent0 = client.stats().sent
         mon = paced(monitored, rows, args.rate, n_mon)
         behind = client.stats().queued
         t0 = time.perf_counter()
@@ -268,14 +290,19 @@ def main() -> None:
         drain = time.perf_counter() - t0
         sender_cpu = cpu_seconds(sender_stat) - sender0
         server_cpu = cpu_seconds(server_stat) - server0
+        # Everything in this process but the service's loop: the sender and its request threads.
+        sdk_cpu = cpu_seconds("/proc/self/stat") - process0 - mon.cpu
         stats = client.stats()
+        converted = max(1, stats.sent - sent0)
         client.shutdown()
         answers = transport.seconds[requests0:]
         expected = n_mon + 1
         stored, unique = count_stored(port, model, expected, wait=60)
         print(f"load average {os.getloadavg()[0]:.2f} at end; values={args.values}, "
               f"{args.features} features, queue {client.config.max_queue_size}, "
-              f"batch {client.config.batch_size}")  # fmt: skip
+              f"batch {client.config.batch_size}, in flight {client.config.max_in_flight}, "
+              f"wire {args.wire}: {transport.arrow} Arrow / {transport.json} JSON "
+              f"requests")  # fmt: skip
 
     print(f"\n{'loop':<8}{'calls':>10}{'seconds':>9}{'calls/s':>11}{'mean us':>9}{'p50':>9}"
           f"{'p99':>9}{'p99.9':>10}{'busy':>8}{'cpu s':>9}")  # fmt: skip
@@ -287,13 +314,14 @@ def main() -> None:
           f"(+{mon.mean() - bare.mean():.2f} us); queue at loop end {behind}, flush took "
           f"{drain:.2f} s ({'ok' if flushed else 'NOT acknowledged'})")  # fmt: skip
     print(f"CPU during the monitored loop + flush: caller {mon.cpu:.2f} s, sender thread "
-          f"{sender_cpu:.2f} s ({sender_cpu / expected * 1e6:.1f} us/record), server "
-          f"{server_cpu:.2f} s ({server_cpu / expected * 1e6:.1f} us/record)")  # fmt: skip
+          f"{sender_cpu:.2f} s ({sender_cpu / converted * 1e6:.1f} us/record shipped), sender "
+          f"and request threads {sdk_cpu:.2f} s ({sdk_cpu / converted * 1e6:.1f} us/record), "
+          f"server {server_cpu:.2f} s ({server_cpu / converted * 1e6:.1f} us/record)")  # fmt: skip
     if answers:
         mean_ms, max_ms = statistics.fmean(answers) * 1e3, max(answers) * 1e3
         waiting = sum(answers) / (mon.elapsed + drain)
         print(f"requests: {len(answers)}, server answer time mean {mean_ms:.1f} ms, max "
-              f"{max_ms:.1f} ms; sender waiting on it {waiting:.0%} of the time")  # fmt: skip
+              f"{max_ms:.1f} ms; requests in flight on average {waiting:.2f}")  # fmt: skip
     lost = expected - unique
     print(
         f"records: {expected} calls, {unique} distinct stored, lost {lost}, duplicate rows "

@@ -70,6 +70,10 @@ class Client:
         default_model: model of ``log_outcome`` calls that name none.
         shutdown_timeout: seconds ``shutdown`` (and exit) may spend sending what is left (5).
         headers: extra HTTP headers.
+        max_in_flight: requests to the collector at once (``KEELWATCH_MAX_IN_FLIGHT``, 2); the
+            transport's ``send`` is called from that many threads.
+        wire_format: ``"auto"`` (Arrow IPC once the service has imported pyarrow, else gzip
+            JSON), ``"arrow"`` (imports pyarrow) or ``"json"``.
         metrics_registry: a prometheus ``CollectorRegistry``; ``None`` = the default one when
             prometheus_client is installed; ``False`` = no metrics.
         clock, pid: injected monotonic clock and ``os.getpid`` (tests).
@@ -101,6 +105,8 @@ class Client:
         default_model: str | None = None,
         shutdown_timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
+        max_in_flight: int | None = None,
+        wire_format: str | None = None,
         metrics_registry: Any = None,
         clock: Callable[[], float] = time.monotonic,
         pid: Callable[[], int] = os.getpid,
@@ -112,6 +118,7 @@ class Client:
             max_spool_bytes=max_spool_bytes, sample_rate=sample_rate, disabled=disabled,
             max_record_bytes=max_record_bytes, allow=allow, deny=deny, mask=mask,
             default_model=default_model, shutdown_timeout=shutdown_timeout, headers=headers,
+            max_in_flight=max_in_flight, wire_format=wire_format,
         )  # fmt: skip
         if transport is not None and not callable(getattr(transport, "send", None)):
             raise ValueError(f"transport={transport!r}: must have a send(path, body, headers)")

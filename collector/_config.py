@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -14,6 +15,10 @@ from ._errors import ConfigError
 from ._log import logger
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8787"
+#: ``auto``: Arrow IPC once the service has imported pyarrow, else gzip JSON.
+WIRE_FORMATS = ("auto", "arrow", "json")
+#: Each request in flight holds a batch and a connection; more than this gains nothing.
+MAX_IN_FLIGHT = 16
 
 #: A masking callable: gets the wire record (a dict) and returns it changed, or None to drop it.
 MaskFunc = Callable[[dict[str, Any]], "dict[str, Any] | None"]
@@ -42,6 +47,8 @@ class Config:
     default_model: str | None = None
     shutdown_timeout: float = 5.0
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    max_in_flight: int = 2
+    wire_format: str = "auto"
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.endpoint)
@@ -56,6 +63,13 @@ class Config:
         _positive("max_backoff", self.max_backoff)
         _positive("shutdown_timeout", self.shutdown_timeout, allow_zero=True)
         _positive("max_retries", self.max_retries, integer=True, allow_zero=True)
+        _positive("max_in_flight", self.max_in_flight, integer=True)
+        if self.max_in_flight > MAX_IN_FLIGHT:
+            raise ConfigError("max_in_flight", self.max_in_flight, f"must be <= {MAX_IN_FLIGHT}")
+        if self.wire_format not in WIRE_FORMATS:
+            raise ConfigError("wire_format", self.wire_format, f"must be one of {WIRE_FORMATS}")
+        if self.wire_format == "arrow" and importlib.util.find_spec("pyarrow") is None:
+            raise ConfigError("wire_format", "arrow", "needs pyarrow installed")
         check_sample_rate(self.sample_rate)
         if self.mask is not None and not callable(self.mask):
             raise ConfigError("mask", self.mask, "must be callable")
@@ -123,6 +137,7 @@ def resolve(**given: Any) -> Config:
         "spool_dir": lambda: environ.env_str(environ.KEELWATCH_SPOOL_DIR, "") or None,
         "sample_rate": _env_rate,
         "disabled": lambda: _env_bool(environ.KEELWATCH_DISABLED),
+        "max_in_flight": _env_in_flight,
     }
     values: dict[str, Any] = {}
     for spec in dataclasses.fields(Config):
@@ -139,6 +154,17 @@ def resolve(**given: Any) -> Config:
     if "headers" in values:
         values["headers"] = dict(values["headers"])
     return Config(**values)
+
+
+def _env_in_flight() -> int:
+    value = environ.env_int(environ.KEELWATCH_MAX_IN_FLIGHT, Config.max_in_flight, minimum=1)
+    if value > MAX_IN_FLIGHT:
+        logger.warning(
+            "%s=%d is above %d; using %d", environ.KEELWATCH_MAX_IN_FLIGHT, value, MAX_IN_FLIGHT,
+            MAX_IN_FLIGHT,
+        )  # fmt: skip
+        return MAX_IN_FLIGHT
+    return value
 
 
 def _env_endpoint() -> str:

@@ -9,34 +9,40 @@ batch whose acknowledgement was lost harmless: the collector stores each id once
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from typing import NamedTuple, Protocol
 
 from ._log import warn_limited
 
 PATHS = {"p": "/v1/predictions", "o": "/v1/outcomes"}
-_KINDS = {v: k for k, v in PATHS.items()}
+#: Spool file kinds: URL path and whether the body is an Arrow IPC stream (else gzip JSON).
+KINDS = {"p": (PATHS["p"], False), "o": (PATHS["o"], False), "a": (PATHS["p"], True)}
+_KIND_OF = {v: k for k, v in KINDS.items()}
 
 
 class Batch(NamedTuple):
-    """A request body ready to send: sequence number, URL path, gzip JSON body, record count."""
+    """A request body ready to send: sequence number, URL path, body (gzip JSON, or an Arrow IPC
+    stream when ``arrow``), record count, and its spool file if any."""
 
     seq: int
     path: str
     body: bytes
     n_records: int
     file: str | None = None
+    arrow: bool = False
 
 
 class Outbox(Protocol):
-    """FIFO of batches awaiting acknowledgement."""
+    """Batches awaiting acknowledgement, oldest first; any of them may be acknowledged first
+    (several requests are in flight at once)."""
 
     def push(self, batch: Batch) -> None: ...
     def head(self) -> Batch | None: ...
-    def pop(self) -> None: ...
+    def batches(self) -> Iterator[Batch]: ...
+    def remove(self, batch: Batch) -> bool: ...
     def full(self) -> bool: ...
     def records(self) -> int: ...
 
@@ -45,19 +51,32 @@ class MemoryOutbox:
     """Batches in memory, at most ``max_records`` records (then the sender stops draining)."""
 
     def __init__(self, max_records: int) -> None:
-        self._batches: collections.deque[Batch] = collections.deque()
+        # Keyed by sequence number, in push order (which is sequence order).
+        self._batches: dict[int, Batch] = {}
         self._records = 0
         self._max = max_records
 
     def push(self, batch: Batch) -> None:
-        self._batches.append(batch)
+        self._batches[batch.seq] = batch
         self._records += batch.n_records
 
     def head(self) -> Batch | None:
-        return self._batches[0] if self._batches else None
+        return next(iter(self._batches.values()), None)
 
-    def pop(self) -> None:
-        self._records -= self._batches.popleft().n_records
+    def batches(self) -> Iterator[Batch]:
+        """Oldest first; the outbox must not change while the iterator is in use."""
+        return iter(self._batches.values())
+
+    def get(self, seq: int) -> Batch | None:
+        """The batch with sequence number ``seq``, if still here."""
+        return self._batches.get(seq)
+
+    def remove(self, batch: Batch) -> bool:
+        """Take ``batch`` out (acknowledged or given up); False if it was not there."""
+        if self._batches.pop(batch.seq, None) is None:
+            return False
+        self._records -= batch.n_records
+        return True
 
     def full(self) -> bool:
         return self._records >= self._max
@@ -67,7 +86,8 @@ class MemoryOutbox:
 
 
 class SpoolOutbox:
-    """Batches as files ``<time_ns>-<pid>-<n>.<p|o>.<records>.gz`` in ``directory``."""
+    """Batches as files ``<time_ns>-<pid>-<n>.<kind>.<records>.gz`` in ``directory`` (kind
+    ``p`` predictions, ``o`` outcomes, both gzip JSON; ``a`` predictions as Arrow IPC)."""
 
     def __init__(self, directory: str, max_bytes: int, pid: int) -> None:
         os.makedirs(directory, exist_ok=True)
@@ -87,7 +107,8 @@ class SpoolOutbox:
                     with contextlib.suppress(OSError):
                         os.unlink(os.path.join(self._dir, name))
         names = sorted(n for n in os.listdir(self._dir) if n.endswith(".gz"))
-        for name in names:
+        # Sequence numbers below those of new batches (which start at 1), in file order.
+        for seq, name in enumerate(names, start=-len(names)):
             try:
                 stem, kind, count, _ = name.split(".")
                 stamp, pid, n = stem.split("-")
@@ -111,11 +132,12 @@ class SpoolOutbox:
                 warn_limited("spool-read", "spool file %s unreadable: %s", path, exc)
                 continue
             self._bytes += len(body)
-            self._memory.push(Batch(-1, PATHS.get(kind, PATHS["p"]), body, records, path))
+            url, arrow = KINDS.get(kind, KINDS["p"])
+            self._memory.push(Batch(seq, url, body, records, path, arrow))
 
     def push(self, batch: Batch) -> None:
         self._n += 1
-        kind = _KINDS[batch.path]
+        kind = _KIND_OF[batch.path, batch.arrow]
         name = f"{time.time_ns():020d}-{self._pid}-{self._n:08d}.{kind}.{batch.n_records}.gz"
         path = os.path.join(self._dir, name)
         try:
@@ -133,17 +155,20 @@ class SpoolOutbox:
     def head(self) -> Batch | None:
         return self._memory.head()
 
-    def pop(self) -> None:
-        batch = self._memory.head()
-        self._memory.pop()
-        if batch is None:
-            return
-        self._bytes -= len(batch.body)
-        if batch.file:
+    def batches(self) -> Iterator[Batch]:
+        return self._memory.batches()
+
+    def remove(self, batch: Batch) -> bool:
+        stored = self._memory.get(batch.seq)  # the copy that knows its file
+        if stored is None or not self._memory.remove(stored):
+            return False
+        self._bytes -= len(stored.body)
+        if stored.file:
             try:
-                os.unlink(batch.file)
+                os.unlink(stored.file)
             except OSError as exc:
-                warn_limited("spool-unlink", "spool file %s not removed: %s", batch.file, exc)
+                warn_limited("spool-unlink", "spool file %s not removed: %s", stored.file, exc)
+        return True
 
     def full(self) -> bool:
         return self._bytes >= self._max

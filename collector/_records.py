@@ -5,10 +5,11 @@ extraction, output mapping, masking, JSON-safety and the per-record size cap all
 the caller's thread. Every record not produced is counted by ``drop(reason, n)``.
 
 The sender runs this for every call, sharing the GIL with the service, so the common case is kept
-short: per decorated function a ``_Plan`` holds its JSON fragments, and a record with no masking
-whose features are all ``str`` keys with finite ``int``/``float`` values is formatted from that
-template (one C-level JSON encoding of the features dict, no intermediate record dict). Anything
-else takes the general path: a record dict, masking, normalisation, ``encode``.
+short: a record with no masking whose features are all ``str`` keys with ``int``/``float``
+values goes into Arrow columns when the sender writes Arrow (``_arrow``), else is formatted from
+its function's ``_Plan`` JSON template (one C-level JSON encoding of the features dict, no
+intermediate record dict; finite values only). Anything else takes the general path: a record
+dict, masking, normalisation, ``encode``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore
 from typing import Any, NamedTuple
 
 from . import _inputs, _mask, _otel, _outputs, _values
+from ._arrow import ArrowRows
 from ._config import Config
 from ._ids import ids, row_id
 from ._log import warn_limited
@@ -148,6 +150,8 @@ class Converter:
         self._config = config
         self._drop = drop
         self._plans: dict[MonitorSpec, _Plan] = {}
+        #: Where records that fit Arrow columns go (set by the sender), else ``None``: all JSON.
+        self.arrow: ArrowRows | None = None
 
     def _plan(self, spec: MonitorSpec) -> _Plan:
         plan = self._plans.get(spec)
@@ -186,7 +190,7 @@ class Converter:
             if raw.error is not None:
                 out: Any = None
             elif type(result) is float and plan.value_output is not None and _isfinite(result):
-                out = plan.value_output % result
+                out = result  # the output's ``value``: formatted from the plan (or a column)
             else:
                 out = _outputs.to_wire(result, spec.task, spec.classes)
             return self._emit(
@@ -227,10 +231,11 @@ class Converter:
         span_id: str,
         prediction_id: str,
         features: dict[str, Any],
-        output: str | dict[str, Any] | None,
+        output: float | dict[str, Any] | None,
     ) -> list[bytes]:
-        """One record: from the plan's template when nothing needs masking or normalising, else
-        by the general path. ``output`` is its wire dict, or already its JSON (a ``str``)."""
+        """One record: into the Arrow columns or from the plan's JSON template when nothing needs
+        masking or normalising, else by the general path. ``output`` is its wire dict, or a
+        ``float`` when it is only the output's ``value`` (the plan has its JSON form)."""
         ts, latency_ms = raw.ts, raw.latency_s * 1000.0
         if (
             plan.template is not None
@@ -239,18 +244,30 @@ class Converter:
             and _isfinite(ts)
             and _isfinite(latency_ms)
         ):
+            arrow = self.arrow
+            if (
+                arrow is not None
+                and _NUMBERS.issuperset(map(type, features.values()))
+                and arrow.add(
+                    spec, prediction_id, ts, latency_ms, error, trace_id, span_id, features, output
+                )
+            ):
+                return []
             feats_json = _numeric_json(features)
             if feats_json is not None:
                 if output is None:
                     out_json = "null"
+                elif type(output) is float:
+                    assert plan.value_output is not None
+                    out_json = plan.value_output % output
                 else:
-                    out_json = output if isinstance(output, str) else _json(output)
+                    out_json = _json(output)
                 err_json = "null" if error is None else _json(error)
                 parts = (prediction_id, ts, latency_ms, err_json, trace_id, span_id)
                 data = (plan.template % (*parts, feats_json, out_json)).encode()
                 if len(data) <= self._config.max_record_bytes:
                     return [data]
-        wire: dict[str, Any] | None = json.loads(output) if isinstance(output, str) else output
+        wire = {**_NULL_OUTPUT, "value": output} if isinstance(output, float) else output
         base = {
             "model": spec.model,
             "version": spec.version,

@@ -1,12 +1,16 @@
 """The background sender: one daemon thread per client (and per process after a fork).
 
-Each cycle it drains the raw queue into encoded records, seals batches by size or interval into
-the outbox (memory or spool), and sends the outbox head when its retry time has come: on a
-short-lived thread, one request at a time, while the loop goes on converting (the wait for the
-collector releases the GIL, so under load conversion and the collector's work overlap). 2xx
-acknowledges; 429/503 wait for Retry-After (else back off); other 4xx drop the batch for good; 5xx
-and transport errors back off exponentially with jitter, and without a spool give up after
-``max_retries``. Nothing here raises: each failure is counted by reason and logged, rate-limited.
+Each cycle it drains the raw queue into encoded records (Arrow columns or JSON, see ``_records``),
+seals batches by size or interval into the outbox (memory or spool), and sends the oldest batches
+not yet on their way, up to ``max_in_flight`` requests at once, each on a short-lived thread
+(the wait for the collector releases the GIL, so conversion, the network and the collector's
+work overlap, and concurrent requests let the collector merge their inserts). Answers may come
+back in any order; a batch leaves the outbox only when its own answer says so. 2xx
+acknowledges; 429/503 wait for Retry-After (else back off); other 4xx drop the batch for good;
+5xx and transport errors back off exponentially with jitter, and without a spool give up after
+``max_retries`` attempts of that batch. After a failure one request at a time probes the
+collector until one succeeds. Nothing here raises: each failure is counted by reason and logged,
+rate-limited.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import collections
 import contextlib
 import json
 import random
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._arrow import ARROW_STREAM, ArrowRows, encode_json
 from ._config import Config
 from ._log import warn_limited
 from ._outbox import PATHS, Batch, Outbox
@@ -31,11 +37,31 @@ _MAX_BATCH_BYTES = 4 * 1024 * 1024
 _MAX_RETRY_AFTER = 300.0
 # Level 1: on 20-float records about 5x less CPU than level 6 for a body about 10% larger.
 _GZIP_LEVEL = 1
+_PREDICTIONS = PATHS["p"]
 
 
 def _gzip(body: bytes) -> bytes:
     """A gzip member (header and CRC included) in one call, which releases the GIL."""
     return zlib.compress(body, _GZIP_LEVEL, wbits=31)
+
+
+class _Request(threading.Thread):
+    """One batch on its way: the answer (or the exception) once the transport returned."""
+
+    def __init__(self, batch: Batch, send: Callable[[Batch], SendResult], done: Any) -> None:
+        super().__init__(name="keelwatch-post", daemon=True)
+        self.batch = batch
+        self.answer: list[SendResult | BaseException] = []
+        self._send = send
+        self._done = done
+
+    def run(self) -> None:
+        try:
+            self.answer.append(self._send(self.batch))
+        except BaseException as exc:
+            self.answer.append(exc)
+        finally:
+            self._done.set()
 
 
 class Sender:
@@ -69,19 +95,24 @@ class Sender:
         self._clock = clock
         self._tick = tick
         self._headers = dict(headers)
+        self._arrow_headers = {k: v for k, v in headers.items() if k != "Content-Encoding"}
+        self._arrow_headers["Content-Type"] = ARROW_STREAM
         self._rng = rng or random.Random()
         self._convert = Converter(config, drop)
         self._pending: dict[str, list[bytes]] = {p: [] for p in PATHS.values()}
         self._pending_bytes: dict[str, int] = dict.fromkeys(PATHS.values(), 0)
+        # Arrow: once wanted (``wire_format``), until the collector or pyarrow refuses it.
+        self._arrow_off = config.wire_format == "json"
+        self._rows: ArrowRows | None = None
         self._seq = 0
         self._waiters: list[tuple[int, FlushMarker, int]] = []
         self._failures: list[int] = []
-        self._attempts = 0
+        self._tries: dict[int, int] = {}  # failed attempts per batch (by sequence number)
+        self._streak = 0  # failures since the last success: the back-off exponent
+        self._limit = config.max_in_flight  # 1 while probing a failing collector
         self._retry_at = 0.0
         self._next_seal = 0.0
-        # The request on its way (batch, [answer or exception] once done): conversion goes on
-        # while the collector works on it, so their times overlap instead of adding up.
-        self._inflight: tuple[Batch, list[Any], threading.Thread] | None = None
+        self._inflight: dict[int, _Request] = {}
 
     def run(self) -> None:
         """The thread body: loop until ``stop`` is set, then one last bounded pass."""
@@ -114,7 +145,7 @@ class Sender:
             return 0.0  # more to convert: go round again (sending is interleaved with it)
         now = self._clock()
         deadline = self._next_seal
-        if self._inflight is None and self._outbox.head() is not None:
+        if len(self._inflight) < self._limit and self._waiting() is not None:
             deadline = min(deadline, max(self._retry_at, now))
         return min(max(deadline - now, 0.001), self._config.flush_interval)
 
@@ -132,11 +163,24 @@ class Sender:
         if self._tick is not None:
             self._tick()
 
+    def _arrow_rows(self) -> ArrowRows | None:
+        """The Arrow batch being gathered, when Arrow is wanted: ``wire_format="arrow"``, or
+        ``"auto"`` once the service has imported pyarrow (never imported here for it)."""
+        if (
+            self._rows is None
+            and not self._arrow_off
+            and (self._config.wire_format == "arrow" or "pyarrow" in sys.modules)
+        ):
+            self._rows = ArrowRows(self._config.max_record_bytes)
+        self._convert.arrow = self._rows
+        return self._rows
+
     def _drain(self, final: bool) -> None:
         # At most one batch worth per cycle, so that under sustained load sealed batches are
         # sent while conversion goes on (rather than piling up until the outbox is full).
         queue = self._queue
         budget = self._config.batch_size
+        self._arrow_rows()
         while queue and (final or (budget > 0 and not self._outbox.full())):
             budget -= 1
             entry = queue.popleft()
@@ -144,7 +188,12 @@ class Sender:
                 if isinstance(entry, RawCall):
                     if self._observe is not None:
                         self._observe(entry)
-                    self._add("/v1/predictions", self._convert.call(entry))
+                    self._add(_PREDICTIONS, self._convert.call(entry))
+                    rows = self._rows
+                    if rows is not None and (
+                        len(rows) >= self._config.batch_size or rows.bytes >= _MAX_BATCH_BYTES
+                    ):
+                        self._seal_arrow()
                 elif isinstance(entry, RawOutcome):
                     record = self._convert.outcome(entry)
                     self._add("/v1/outcomes", [] if record is None else [record])
@@ -168,6 +217,8 @@ class Sender:
                 pending = self._pending[path]
 
     def _seal_all(self) -> None:
+        if self._rows is not None and len(self._rows):
+            self._seal_arrow()
         for path in PATHS.values():
             if self._pending[path]:
                 self._seal(path)
@@ -180,77 +231,101 @@ class Sender:
         self._seq += 1
         self._outbox.push(Batch(self._seq, path, _gzip(body), len(records)))
 
-    def _send_due(self, now: float) -> None:
-        while True:
-            if self._inflight is not None:
-                sent, answer, _ = self._inflight
-                if not answer:
-                    return  # the request's thread wakes the loop when the answer is in
-                self._inflight = None
-                if not self._handle(sent, answer[0], final=False):
-                    return
-                now = self._clock()
-            batch = self._outbox.head()
-            if batch is None or now < self._retry_at:
-                return
-            self._inflight = self._post(batch)
-
-    def _post(self, batch: Batch) -> tuple[Batch, list[Any], threading.Thread]:
-        """Start sending ``batch`` on a short-lived thread (the wait releases the GIL)."""
-        answer: list[Any] = []
-
-        def send() -> None:
+    def _seal_arrow(self) -> None:
+        rows, self._rows = self._rows, None
+        if rows is not None and len(rows):
             try:
-                answer.append(self._transport.send(batch.path, batch.body, self._headers))
-            except BaseException as exc:
-                answer.append(exc)
-            finally:
-                self._wake.set()
+                body = rows.body()
+            except Exception as exc:  # pyarrow missing, broken or too old
+                self._arrow_stop(rows, f"cannot write Arrow ({error_text(exc)})")
+                self._seal(_PREDICTIONS)
+                return
+            self._seq += 1
+            self._outbox.push(Batch(self._seq, _PREDICTIONS, body, len(rows), arrow=True))
+        self._arrow_rows()  # the next batch's columns
 
-        thread = threading.Thread(target=send, name="keelwatch-post", daemon=True)
-        thread.start()
-        return batch, answer, thread
+    def _arrow_stop(self, rows: ArrowRows | None, why: str) -> None:
+        """JSON from now on; the records gathered in ``rows`` are re-encoded as JSON."""
+        warn_limited("arrow", "%s; sending JSON from now on", why)
+        self._arrow_off = True
+        self._rows = self._convert.arrow = None
+        if rows is not None and len(rows):
+            self._add(_PREDICTIONS, encode_json(rows.records()))
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def _waiting(self) -> Batch | None:
+        """The oldest batch not on its way."""
+        inflight = self._inflight
+        for batch in self._outbox.batches():
+            if batch.seq not in inflight:
+                return batch
+        return None
+
+    def _collect(self, final: bool) -> bool:
+        """Act on the answers that came back; False when one of them failed."""
+        ok = True
+        for seq, request in list(self._inflight.items()):
+            if request.answer:
+                del self._inflight[seq]
+                ok = self._handle(request.batch, request.answer[0], final) and ok
+        return ok
+
+    def _send_due(self, now: float) -> None:
+        if not self._collect(final=False):
+            now = self._clock()
+        if now < self._retry_at:
+            return
+        while len(self._inflight) < self._limit:
+            batch = self._waiting()
+            if batch is None:
+                return
+            self._post(batch)
+
+    def _post(self, batch: Batch) -> None:
+        """Start sending ``batch`` on a short-lived thread (the wait releases the GIL)."""
+        request = _Request(batch, self._send, self._wake)
+        self._inflight[batch.seq] = request
+        request.start()
+
+    def _send(self, batch: Batch) -> SendResult:
+        headers = self._arrow_headers if batch.arrow else self._headers
+        return self._transport.send(batch.path, batch.body, headers)
 
     def _send_final(self) -> None:
+        """Send what is left until ``shutdown_timeout``, stopping at the first failure."""
         deadline = self._clock() + self._config.shutdown_timeout
-        if self._inflight is not None:
-            sent, answer, thread = self._inflight
-            thread.join(max(0.0, deadline - self._clock()))
-            if answer:
-                self._inflight = None
-                self._handle(sent, answer[0], final=True)
-        while (
-            self._inflight is None
-            and (batch := self._outbox.head()) is not None
-            and self._clock() < deadline
-        ):
-            if not self._attempt(batch, final=True):
+        failed = False
+        while True:
+            self._wake.clear()
+            failed = not self._collect(final=True) or failed
+            now = self._clock()
+            if not failed and now < deadline:
+                while len(self._inflight) < self._config.max_in_flight:
+                    batch = self._waiting()
+                    if batch is None:
+                        break
+                    self._post(batch)
+            if not self._inflight or now >= deadline:
                 break
+            self._wake.wait(deadline - now)
         if self._outbox.head() is not None and not self._config.spool_dir:
-            while (batch := self._outbox.head()) is not None:
-                self._outbox.pop()
+            for batch in list(self._outbox.batches()):
+                self._outbox.remove(batch)
                 self._drop("shutdown", batch.n_records)
 
-    def _attempt(self, batch: Batch, final: bool) -> bool:
-        """Send ``batch`` and wait; True when it left the outbox (acknowledged or refused)."""
-        try:
-            answer: SendResult | BaseException = self._transport.send(
-                batch.path, batch.body, self._headers
-            )
-        except Exception as exc:
-            answer = exc
-        return self._handle(batch, answer, final)
-
     def _handle(self, batch: Batch, answer: SendResult | BaseException, final: bool) -> bool:
-        """Act on the answer to ``batch``; True when it left the outbox."""
+        """Act on the answer to ``batch``; True when it was acknowledged or refused for good."""
         if isinstance(answer, BaseException):
             warn_limited("send", "collector unreachable: %s", error_text(answer))
             return self._retry(batch, None, final)
         result = answer
         status = result.status
         if 200 <= status < 300:
-            self._outbox.pop()
-            self._attempts = 0
+            self._outbox.remove(batch)
+            self._tries.pop(batch.seq, None)
+            self._streak = 0
+            self._limit = self._config.max_in_flight
             rejected = _rejected(result)
             if rejected:
                 warn_limited("rejected", "collector rejected %d records", rejected)
@@ -259,31 +334,36 @@ class Sender:
             return True
         if 400 <= status < 500 and status not in (408, 429):
             warn_limited("4xx", "collector answered %d to %s; batch dropped", status, batch.path)
-            self._outbox.pop()
-            self._attempts = 0
-            self._drop("rejected", batch.n_records)
-            self._failures.append(batch.seq)
+            if batch.arrow and status not in (401, 403) and not self._arrow_off:
+                # A collector that cannot read Arrow (or refuses these columns).
+                self._arrow_stop(self._rows, f"collector answered {status} to an Arrow batch")
+            self._give_up(batch, "rejected")
             return True
         warn_limited("5xx", "collector answered %d to %s; will retry", status, batch.path)
         return self._retry(batch, result, final)
 
+    def _give_up(self, batch: Batch, reason: str) -> None:
+        if self._outbox.remove(batch):
+            self._drop(reason, batch.n_records)
+        self._tries.pop(batch.seq, None)
+        self._failures.append(batch.seq)
+
     def _retry(self, batch: Batch, result: SendResult | None, final: bool) -> bool:
-        self._attempts += 1
+        tries = self._tries[batch.seq] = self._tries.get(batch.seq, 0) + 1
+        self._streak += 1
+        self._limit = 1  # probe with one request until the collector answers again
         if final:
             return False
-        if not self._config.spool_dir and self._attempts > self._config.max_retries:
-            self._outbox.pop()
-            self._attempts = 0
-            self._drop("send_failed", batch.n_records)
-            self._failures.append(batch.seq)
-            return True
+        if not self._config.spool_dir and tries > self._config.max_retries:
+            self._give_up(batch, "send_failed")
+            return False
         delay: float | None = None
         if result is not None and result.status in (429, 503) and result.retry_after is not None:
             delay = min(result.retry_after, _MAX_RETRY_AFTER)
         if delay is None:
-            base = min(self._config.max_backoff, 0.5 * 2 ** min(self._attempts - 1, 30))
+            base = min(self._config.max_backoff, 0.5 * 2 ** min(self._streak - 1, 30))
             delay = base * (0.5 + 0.5 * self._rng.random())
-        self._retry_at = self._clock() + delay
+        self._retry_at = max(self._retry_at, self._clock() + delay)
         return False
 
     def _release(self) -> None:

@@ -1,8 +1,9 @@
-"""Transports: how a gzip JSON body reaches the collector.
+"""Transports: how a request body (gzip JSON or Arrow IPC) reaches the collector.
 
 A transport is anything with ``send(path, body, headers) -> SendResult``; it raises
-``TransportError`` when no HTTP status came back. ``HttpTransport`` uses only the standard library;
-``InMemoryTransport`` keeps requests for tests and answers with a scripted status.
+``TransportError`` when no HTTP status came back, and is called from up to ``max_in_flight``
+sender threads at once. ``HttpTransport`` uses only the standard library; ``InMemoryTransport``
+keeps requests for tests and answers with a scripted status.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import email.utils
 import gzip
 import http.client
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from ._arrow import ARROW_STREAM, decode
 from ._errors import TransportError
 
 
@@ -53,6 +56,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+_MAX_IDLE = 16  # kept-alive connections kept for reuse (the sender's max_in_flight at most)
 # What a request on a connection the server has since closed fails with (never a timeout).
 _STALE = (
     BrokenPipeError,
@@ -63,7 +67,9 @@ _STALE = (
 
 
 class HttpTransport:
-    """POSTs over one kept-alive ``http.client`` connection (reopened after any failure)."""
+    """POSTs over kept-alive ``http.client`` connections, one per concurrent ``send`` (the
+    sender has up to ``max_in_flight`` requests in flight); a connection is reopened after any
+    failure, and a forked child never reuses its parent's."""
 
     def __init__(self, endpoint: str, timeout: float = 10.0) -> None:
         parts = urlsplit(endpoint)
@@ -75,45 +81,70 @@ class HttpTransport:
         self._port = parts.port
         self._base = parts.path.rstrip("/")
         self._timeout = timeout
-        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []
+        self._pid = os.getpid()
 
     def send(self, path: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
-        """POST ``body`` to ``<endpoint><path>``."""
-        reused = self._conn is not None
+        """POST ``body`` to ``<endpoint><path>`` (safe to call from several threads)."""
+        conn, reused = self._acquire()
         try:
-            return self._post(path, body, headers)
+            return self._post(conn, path, body, headers)
         except (OSError, http.client.HTTPException) as exc:
-            self.close()
+            conn.close()
             if not (reused and isinstance(exc, _STALE)):
                 raise TransportError(self.endpoint + path, f"{type(exc).__name__}: {exc}") from exc
         # The server closed the kept-alive connection while it was idle (uvicorn does after 5 s):
         # try once more at once on a new one. Ingest is idempotent by prediction id, so a batch
         # that did arrive after all is stored once.
+        conn = self._connect()
         try:
-            return self._post(path, body, headers)
+            return self._post(conn, path, body, headers)
         except (OSError, http.client.HTTPException) as exc:
-            self.close()
+            conn.close()
             raise TransportError(self.endpoint + path, f"{type(exc).__name__}: {exc}") from exc
 
-    def _post(self, path: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
-        conn = self._conn or self._connect()
+    def _post(
+        self, conn: http.client.HTTPConnection, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> SendResult:
         conn.request("POST", self._base + path, body=body, headers=dict(headers))
         resp = conn.getresponse()
         data = resp.read()
         retry_after = parse_retry_after(resp.getheader("Retry-After"))
         if resp.will_close:
-            self.close()
+            conn.close()
+        else:
+            self._release(conn)
         return SendResult(resp.status, retry_after, data)
+
+    def _acquire(self) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            if self._pid != os.getpid():
+                # Forked: these sockets are shared with the parent. Forget them without a
+                # word on the wire (close() only drops this process's descriptor).
+                stale, self._idle, self._pid = self._idle, [], os.getpid()
+                for conn in stale:
+                    conn.close()
+            if self._idle:
+                return self._idle.pop(), True
+        return self._connect(), False
+
+    def _release(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if self._pid == os.getpid() and len(self._idle) < _MAX_IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def _connect(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        self._conn = cls(self._host, self._port, timeout=self._timeout)
-        return self._conn
+        return cls(self._host, self._port, timeout=self._timeout)
 
     def close(self) -> None:
-        """Close the kept-alive connection."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        """Close the idle kept-alive connections."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
 
 
@@ -124,15 +155,23 @@ class Request(NamedTuple):
     body: bytes
     headers: Mapping[str, str]
 
+    @property
+    def arrow(self) -> bool:
+        """Whether the body is an Arrow IPC stream (else JSON)."""
+        return self.headers.get("Content-Type") == ARROW_STREAM
+
     def json(self) -> Any:
-        """The decoded JSON body (gunzipped when ``Content-Encoding: gzip``)."""
+        """The decoded JSON body (gunzipped when ``Content-Encoding: gzip``); an Arrow body as
+        the JSON it stands for, ``{"records": [...]}`` (needs pyarrow)."""
+        if self.arrow:
+            return {"records": decode(self.body)}
         body = self.body
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
         return json.loads(body)
 
     def records(self) -> list[dict[str, Any]]:
-        """The ``records`` array of the body."""
+        """The ``records`` array of the body (decoded from Arrow when it is Arrow)."""
         records: list[dict[str, Any]] = self.json()["records"]
         return records
 

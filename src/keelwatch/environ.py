@@ -19,6 +19,7 @@ __all__ = [
     "KEELWATCH_ENDPOINT",
     "KEELWATCH_FLUSH_INTERVAL",
     "KEELWATCH_HOST",
+    "KEELWATCH_MAX_IN_FLIGHT",
     "KEELWATCH_PORT",
     "KEELWATCH_QUEUE_SIZE",
     "KEELWATCH_RETENTION_DAYS",
@@ -70,6 +71,9 @@ KEELWATCH_SAMPLE_RATE = "KEELWATCH_SAMPLE_RATE"
 KEELWATCH_DISABLED = "KEELWATCH_DISABLED"
 #: SDK: seconds before an HTTP request to the collector is abandoned and retried (default ``10``).
 KEELWATCH_SEND_TIMEOUT = "KEELWATCH_SEND_TIMEOUT"
+#: SDK: requests to the collector in flight at once, each with its own connection (default
+#: ``2``, at most ``16``): the collector merges concurrent batches into one insert.
+KEELWATCH_MAX_IN_FLIGHT = "KEELWATCH_MAX_IN_FLIGHT"
 
 
 def env_str(name: str, default: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import gzip
 import http.server
 import json
 import os
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from keelwatch.collector import Client, InMemoryTransport, _global, _log
+from keelwatch.collector._transport import Request
 
 
 @pytest.fixture(autouse=True)
@@ -94,9 +94,7 @@ class Collector:
                     self.end_headers()
                     self.wfile.write(b"{}")
                     return
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                records = json.loads(body)["records"]
+                records = decode_body(dict(self.headers), body)
                 if self.path == "/v1/predictions":
                     owner.ids.update(r["prediction_id"] for r in records)
                 answer = json.dumps({"accepted": len(records), "rejected": []}).encode()
@@ -125,11 +123,14 @@ class Collector:
         out = []
         for path, headers, body in self.requests:
             if path == "/v1/predictions":
-                if headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
                 with contextlib.suppress(ValueError):
-                    out.extend(json.loads(body)["records"])
+                    out.extend(decode_body(headers, body))
         return out
+
+
+def decode_body(headers: dict[str, str], body: bytes) -> list[dict[str, Any]]:
+    """The records of a request body: gzip JSON, plain JSON or an Arrow IPC stream."""
+    return Request("", body, headers).records()
 
 
 @pytest.fixture

@@ -6,12 +6,15 @@ import subprocess
 import sys
 import textwrap
 
+from keelwatch.collector._transport import Request
+
 
 def test_spool_survives_collector_restart_and_client_restart(tmp_path, make_client, make_collector):
     server = make_collector()
     port = int(server.url.rsplit(":", 1)[1])
+    # One request in flight: replayed batches then arrive in the order they were written.
     options = {"endpoint": server.url, "transport": None, "spool_dir": tmp_path,
-               "max_backoff": 0.05, "batch_size": 10}  # fmt: skip
+               "max_backoff": 0.05, "batch_size": 10, "max_in_flight": 1}  # fmt: skip
     first = make_client(**options)
     f = first.monitor(model="spool")(lambda x: x)
     for i in range(50):
@@ -59,6 +62,10 @@ def test_spool_replays_what_a_crashed_process_left(tmp_path, collector):
         assert client.flush(5)
     finally:
         client.shutdown()
+    # Two requests in flight: batches may arrive in either order, each whole and in order.
     xs = [r["features"]["x"] for r in collector.records()]
-    assert xs == list(range(41))
+    assert sorted(xs) == list(range(41))
+    for _, headers, body in collector.requests:
+        batch = [r["features"]["x"] for r in Request("", body, headers).records()]
+        assert batch == sorted(batch)
     assert set(collector.ids.values()) == {1}
