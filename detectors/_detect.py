@@ -15,7 +15,8 @@ from ._multivariate import DomainClassifierDrift, domain_classifier_drift
 from ._operations import Operations, operations
 from ._performance import Classification, Regression, classification, regression
 from ._quality import Quality, quality
-from ._sql import Window
+from ._sql import Segment, Window
+from ._windows import latest_count_window
 
 __all__ = ["Detection", "detect"]
 
@@ -48,6 +49,8 @@ def detect(
     project: str = "default",
     version: str = "",
     slot: str = "",
+    segment: Segment = (),
+    count: int = 0,
     baseline_version: int | None = None,
     config: DriftConfig | None = None,
     positive: str = "1",
@@ -57,21 +60,30 @@ def detect(
 ) -> Detection:
     """Run drift, data quality, operations, performance and calibration over a window.
 
+    The window is ``[start, end)`` of ``model``, narrowed to ``version``, ``slot`` and the tag
+    ``segment`` when given; with ``count`` it is the ``count`` most recent predictions of that
+    range instead (``latest_count_window``).
+
     Args:
+        segment: tag ``(key, value)`` pairs (or a mapping) that must all match.
         baseline_version: which baseline to compare with (default: the newest).
         positive: the positive class label of a binary classifier.
         multivariate: also train the domain classifier (a few seconds; scikit-learn).
     """
-    window = Window(model, start, end, project, version, slot)
+    window = Window(model, start, end, project, version, slot, segment)
+    if count:
+        window = latest_count_window(store, window, count)
     baseline = get_baseline(store, model, baseline_version, project)
     return Detection(
-        window,
-        baseline.baseline_id if baseline else None,
-        run_drift(store, baseline, window, config) if baseline else None,
-        quality(store, baseline, window) if baseline else None,
-        operations(store, window),
-        classification(store, window, positive),
-        calibration(store, window, positive, calibration_bins, calibration_strategy),
-        regression(store, window),
-        domain_classifier_drift(store, baseline, window) if baseline and multivariate else None,
+        window=window,
+        baseline_id=baseline.baseline_id if baseline else None,
+        drift=run_drift(store, baseline, window, config) if baseline else None,
+        quality=quality(store, baseline, window) if baseline else None,
+        operations=operations(store, window),
+        classification=classification(store, window, positive),
+        calibration=calibration(store, window, positive, calibration_bins, calibration_strategy),
+        regression=regression(store, window),
+        multivariate=(
+            domain_classifier_drift(store, baseline, window) if baseline and multivariate else None
+        ),
     )

@@ -48,6 +48,7 @@ from ._sql import (
     Window,
     category_counts,
     distinct_counts,
+    format_segment,
     source_params,
     window_count,
 )
@@ -304,12 +305,26 @@ def run_drift(
     )
 
 
-def store_run(store: Store, run: DriftRun) -> None:
-    """Append a run's results to ``drift_results``."""
+def store_run(store: Store, run: DriftRun, *, replace: bool = False) -> None:
+    """Append a run's results to ``drift_results``, with its window's version, slot and segment.
+
+    The run id is the insert deduplication token, so storing a run twice (a retry, or a
+    backfill re-run with deterministic ids) leaves one copy. ``replace`` deletes the rows
+    already stored under the run id first and inserts under a fresh token (the old token
+    would make the engine drop the new rows as a repeat).
+    """
     if not run.results:
         return
     n = len(run.results)
     now = datetime.now(timezone.utc)
+    token = run.run_id
+    if replace:
+        store.command(
+            "DELETE FROM drift_results WHERE project = {p:String} AND model = {m:String} "
+            "AND run_id = {r:String}",
+            {"p": run.window.project, "m": run.model, "r": run.run_id},
+        )
+        token = f"{run.run_id}.{now.timestamp():.6f}"
     ts = pa.timestamp("us", tz="UTC")
     store.insert(
         "drift_results",
@@ -321,6 +336,11 @@ def store_run(store: Store, run: DriftRun) -> None:
                 "window_start": pa.array([run.window.start] * n, ts),
                 "window_end": pa.array([run.window.end] * n, ts),
                 "baseline_id": [run.baseline_id] * n,
+                "version": [run.window.version] * n,
+                "slot": [run.window.slot] * n,
+                "segment": [format_segment(run.window.segment)] * n,
+                "window_kind": [run.window.kind] * n,
+                "window_count": pa.array([run.window.count] * n, pa.uint64()),
                 "feature": [r.feature for r in run.results],
                 "kind": [r.kind for r in run.results],
                 "method": [r.method for r in run.results],
@@ -335,5 +355,5 @@ def store_run(store: Store, run: DriftRun) -> None:
                 "computed_at": pa.array([now] * n, pa.timestamp("ms", tz="UTC")),
             }
         ),
-        dedup_token=run.run_id,
+        dedup_token=token,
     )

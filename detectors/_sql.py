@@ -1,17 +1,19 @@
 """The SQL that aggregates feature values in the store, for a window and for a baseline.
 
-Current values come from ``predictions`` (a model, a time window, optionally a version and a
-deployment slot), reference values from ``baseline_values`` (numeric, one row per value) or the
-baseline profile (categorical counts). Every query handles many features in one pass (``ARRAY
-JOIN`` over the feature map, ``GROUP BY`` feature); only counts and a few sums leave the engine.
-Non-finite values are dropped, as Evidently drops NaN and ±inf before every test.
+Current values come from ``predictions`` (a model, a time window, optionally a version, a
+deployment slot and a segment of tag values), reference values from ``baseline_values``
+(numeric, one row per value) or the baseline profile (categorical counts). Every query handles
+many features in one pass (``ARRAY JOIN`` over the feature map, ``GROUP BY`` feature); only
+counts and a few sums leave the engine. Non-finite values are dropped, as Evidently drops NaN
+and ±inf before every test.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -23,20 +25,101 @@ __all__ = [
     "CURRENT_ONE",
     "REFERENCE_NUM",
     "REFERENCE_ONE",
+    "WHERE_WINDOW",
     "NumericSummary",
+    "Segment",
     "Window",
     "category_counts",
     "distinct_counts",
+    "format_segment",
     "histograms",
+    "micros",
     "numeric_summaries",
+    "parse_segment",
+    "segment_of",
     "value_counts",
     "window_count",
 ]
 
 
+#: Tag ``(key, value)`` pairs a window is restricted to (every pair must match), sorted by key.
+Segment = tuple[tuple[str, str], ...]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ESCAPE = str.maketrans({"%": "%25", ",": "%2C", "=": "%3D"})
+_UNESCAPE = {"%25": "%", "%2C": ",", "%3D": "="}
+_ESCAPED = re.compile("|".join(_UNESCAPE))
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (a naive time is local, as ``timestamp()`` reads it).
+
+    Integer arithmetic, so a boundary taken from a stored ``ts`` (count windows) is bound
+    exactly, with no float rounding between it and the predictions stamped on it.
+    """
+    aware = moment if moment.tzinfo else moment.astimezone()
+    return (aware - _EPOCH) // timedelta(microseconds=1)
+
+
+def segment_of(value: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> Segment:
+    """A segment from a mapping or ``(key, value)`` pairs: checked, sorted by key.
+
+    Raises ``ValueError`` naming the problem: a key that is empty or given twice, or a key or
+    value that is not a string.
+    """
+    pairs = list(value.items()) if isinstance(value, Mapping) else list(value or ())
+    seen: set[str] = set()
+    out = []
+    for pair in pairs:
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise ValueError(f"segment: expected (key, value) pairs, got {pair!r}")
+        key, val = pair
+        if not isinstance(key, str) or not isinstance(val, str):
+            raise ValueError(f"segment: tag keys and values must be strings, got {pair!r}")
+        if not key:
+            raise ValueError("segment: a tag key is empty")
+        if key in seen:
+            raise ValueError(f"segment: tag {key!r} is given twice")
+        seen.add(key)
+        out.append((key, val))
+    return tuple(sorted(out))
+
+
+def format_segment(segment: Segment) -> str:
+    """The canonical text of a segment, ``key=value`` pairs sorted by key, comma-separated.
+
+    ``%``, ``,`` and ``=`` inside keys and values are percent-escaped, so the text parses back
+    (:func:`parse_segment`) and one segment always has one spelling in ``drift_results``.
+    """
+    return ",".join(f"{k.translate(_ESCAPE)}={v.translate(_ESCAPE)}" for k, v in segment)
+
+
+def _unescape(text: str) -> str:
+    return _ESCAPED.sub(lambda m: _UNESCAPE[m.group(0)], text)
+
+
+def parse_segment(text: str) -> Segment:
+    """The segment of a canonical text (:func:`format_segment`); ``""`` is no segment."""
+    if not text:
+        return ()
+    pairs = []
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"segment: {item!r} is not key=value")
+        pairs.append((_unescape(key), _unescape(value)))
+    return segment_of(pairs)
+
+
 @dataclass(frozen=True)
 class Window:
-    """Which predictions a detector looks at."""
+    """Which predictions a detector looks at: ``[start, end)`` of one model.
+
+    ``version``, ``slot`` and ``segment`` narrow it when set (``segment``: tag pairs that must
+    all match, normalised by :func:`segment_of`). ``count`` is what the window was built for,
+    ``0`` for a time window, ``N`` for a window of ``N`` predictions (``_windows``); the
+    detectors read only the time range.
+    """
 
     model: str
     start: datetime
@@ -44,24 +127,42 @@ class Window:
     project: str = "default"
     version: str = ""
     slot: str = ""
+    segment: Segment = ()
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "segment", segment_of(self.segment))
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0:
+            raise ValueError(f"count: must be a whole number >= 0, got {self.count!r}")
+
+    @property
+    def kind(self) -> str:
+        """``"count"`` for a window of ``count`` predictions, else ``"time"``."""
+        return "count" if self.count else "time"
 
     def params(self) -> dict[str, Any]:
         return {
             "p": self.project,
             "m": self.model,
-            "t0": self.start.timestamp(),
-            "t1": self.end.timestamp(),
+            "t0": micros(self.start),
+            "t1": micros(self.end),
             "ver": self.version,
             "slot": self.slot,
+            "seg_k": [k for k, _ in self.segment],
+            "seg_v": [v for _, v in self.segment],
         }
 
 
+# The segment test is one ``arrayAll`` over two bound arrays: no SQL text depends on the tags
+# asked for, and with no segment the constant ``empty`` short-circuits it.
 WHERE_WINDOW = (
     "project = {p:String} AND model = {m:String} "
-    "AND ts >= fromUnixTimestamp64Micro(toInt64({t0:Float64} * 1e6), 'UTC') "
-    "AND ts < fromUnixTimestamp64Micro(toInt64({t1:Float64} * 1e6), 'UTC') "
+    "AND ts >= fromUnixTimestamp64Micro({t0:Int64}, 'UTC') "
+    "AND ts < fromUnixTimestamp64Micro({t1:Int64}, 'UTC') "
     "AND ({ver:String} = '' OR version = {ver:String}) "
-    "AND ({slot:String} = '' OR slot = {slot:String})"
+    "AND ({slot:String} = '' OR slot = {slot:String}) "
+    "AND (empty({seg_k:Array(String)}) OR arrayAll((k, v) -> mapContains(tags, k) "
+    "AND tags[k] = v, {seg_k:Array(String)}, {seg_v:Array(String)}))"
 )
 _NAMES = "{names:Array(String)}"
 #: ``(feature, x)`` rows of the window's numeric features named in ``{names}``.

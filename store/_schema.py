@@ -289,6 +289,21 @@ CREATE TABLE IF NOT EXISTS token_prices (
 ORDER BY (project, model, effective_from)
 """
 
+# What each drift run looked at beyond its time range: the version, slot and tag segment
+# (canonical ``key=value,...`` text, ``detectors.format_segment``) and whether the window was a
+# time range or ``window_count`` predictions. Defaults describe every earlier run: whole model,
+# time window. A deterministic run id doubles as the insert deduplication token, which plain
+# MergeTree honours only with a deduplication window, so a retried store leaves one copy.
+_DRIFT_WINDOWS = (
+    "ALTER TABLE drift_results ADD COLUMN IF NOT EXISTS version LowCardinality(String) DEFAULT ''",
+    "ALTER TABLE drift_results ADD COLUMN IF NOT EXISTS slot LowCardinality(String) DEFAULT ''",
+    "ALTER TABLE drift_results ADD COLUMN IF NOT EXISTS segment String DEFAULT ''",
+    "ALTER TABLE drift_results ADD COLUMN IF NOT EXISTS "
+    "window_kind LowCardinality(String) DEFAULT 'time'",
+    "ALTER TABLE drift_results ADD COLUMN IF NOT EXISTS window_count UInt64 DEFAULT 0",
+    "ALTER TABLE drift_results MODIFY SETTING non_replicated_deduplication_window = 10000",
+)
+
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32,
@@ -325,6 +340,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(7, "sorted numeric baseline values per feature", (_BASELINE_SORTED,)),
+    Migration(8, "drift runs per version, slot, segment and count window", _DRIFT_WINDOWS),
     Migration(9, "compute and LLM token prices, effective-dated", (_COMPUTE_PRICES, _TOKEN_PRICES)),
     # Append new migrations here with the next version number; never renumber or edit one
     # that has shipped (stores remember applied versions in schema_migrations).
