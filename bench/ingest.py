@@ -21,6 +21,7 @@ Goals: >= 100,000 predictions/s over HTTP, and >= 1/5 of the direct rate.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -148,6 +149,12 @@ def over_http(url: str, bodies: list[bytes], content_type: str, clients: int) ->
     return per_batch[0] / elapsed
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far, all its threads (``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(data: Path) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(data)], stdout=subprocess.PIPE, text=True
@@ -273,10 +280,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         process, url = start_server(Path(tmp) / "data")
         try:
-            rates = {
-                "JSON": over_http(url, json_bodies, "application/json", args.clients),
-                "Arrow": over_http(url, arrow_bodies, ARROW, args.clients),
-            }
+            rates: dict[str, float] = {}
+            server_us: dict[str, float] = {}
+            client_us: dict[str, float] = {}
+            for name, bodies, kind in (
+                ("JSON", json_bodies, "application/json"),
+                ("Arrow", arrow_bodies, ARROW),
+            ):
+                server0, client0 = process_cpu_s(process.pid), time.process_time()
+                rates[name] = over_http(url, bodies, kind, args.clients)
+                client_us[name] = 1e6 * (time.process_time() - client0) / total
+                time.sleep(2)  # background merges of what was just inserted count too
+                server_us[name] = 1e6 * (process_cpu_s(process.pid) - server0) / total
         finally:
             process.terminate()
             process.wait(30)
@@ -286,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
             f"x{rate / base['small']:.2f} of direct {args.batch}-record, "
             f"x{rate / base['large']:.2f} of direct 100k-record "
             f"(goals: >= 100,000/s, >= 0.20 of direct)"
+        )
+        print(
+            f"  CPU per record: server {server_us[name]:.1f} us (incl. merges in the 2 s after), "
+            f"client {client_us[name]:.1f} us; load average {os.getloadavg()[0]:.1f}"
         )
 
     if not args.skip_query:

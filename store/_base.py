@@ -14,10 +14,25 @@ from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
-__all__ = ["Store", "StoreError", "StoreUnavailable", "check_identifier", "check_token"]
+__all__ = [
+    "INSERT_SETTINGS",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "check_identifier",
+    "check_token",
+]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+#: Settings of every insert. ``optimize_on_insert = 0``: by default the engine runs the table's
+#: merge algorithm (ReplacingMergeTree's) over each inserted block, copying every row once more
+#: to drop duplicates *within* the block; with the Map feature columns that was 3 of the 5 us per
+#: row of a 100,000-row insert here. Ingested batches almost never repeat an id inside one
+#: insert, and a repeat is collapsed by background merges and ``FINAL`` like any replayed
+#: record, so exact reads are unchanged.
+INSERT_SETTINGS = "optimize_on_insert = 0"
 
 
 class StoreError(Exception):

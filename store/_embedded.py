@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from ._base import StoreError, StoreUnavailable, check_identifier, check_token
+from ._base import INSERT_SETTINGS, StoreError, StoreUnavailable, check_identifier, check_token
 from ._params import format_param
 
 __all__ = ["EmbeddedStore"]
@@ -74,9 +74,9 @@ class EmbeddedStore:
         """Insert an Arrow table through chDB's ``Python()`` table function."""
         check_identifier(table)
         columns = ", ".join(check_identifier(name) for name in data.column_names)
-        settings = ""
+        settings = f" SETTINGS {INSERT_SETTINGS}"
         if dedup_token is not None:
-            settings = f" SETTINGS insert_deduplication_token='{check_token(dedup_token)}'"
+            settings += f", insert_deduplication_token='{check_token(dedup_token)}'"
         # chDB resolves the name inside Python(...) from this frame's locals.
         arrow_data = data  # noqa: F841
         self.command(

@@ -56,7 +56,7 @@ class ClickHouseStore:
 
     def insert(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
         """Insert an Arrow table; ``dedup_token`` becomes ``insert_deduplication_token``."""
-        settings = {}
+        settings: dict[str, Any] = {"optimize_on_insert": 0}  # see INSERT_SETTINGS
         if dedup_token is not None:
             settings["insert_deduplication_token"] = check_token(dedup_token)
         try:
