@@ -128,3 +128,164 @@ def test_serve_configuration_from_environment(monkeypatch):
     config = ServerConfig.from_env()
     assert config.retention.raw_days == 30 and config.port == 8787
     assert ServerConfig.from_env(retention_days=7).retention.raw_days == 7
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--every", "1h"], "--every cuts --from..--to into windows: add --backfill"),
+        (["--backfill"], "--backfill needs --every or --count"),
+        (["--replace", "--count", "5"], "--replace only applies with --backfill"),
+        (["--segment", "t=a", "--segment", "t=b"], "--segment: a tag is given twice"),
+        (["--segment", "t=a", "--by-tag", "t"], "--by-tag: tag 't' is already fixed"),
+        (["--max-values", "3"], "--max-values only applies with --by-tag"),
+    ],
+)
+def test_bad_detect_flag_combinations_are_named(capsys, flags, message):
+    assert main(["detect", "--model", "m", "--url", "http://127.0.0.1:9", *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--segment", "tenant"], "not key=value: 'tenant'"),
+        (["--every", "0h"], "not a duration: '0h'"),
+        (["--every", "1w"], "not a duration: '1w'"),
+        (["--count", "0"], "not a whole number >= 1: '0'"),
+        (["--count", "5", "--every", "1h"], "not allowed with argument"),
+    ],
+)
+def test_bad_detect_flag_values_are_named(capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["detect", "--model", "m", *flags])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_windows_segments_and_backfill_against_a_server(store, live_server, tmp_path, capsys):
+    import json
+    import uuid
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from keelwatch._client import ServerClient, ServerError
+    from keelwatch.collector.server import ServerConfig, create_app
+
+    rng = np.random.default_rng(1)
+    train = tmp_path / "train.csv"
+    pd.DataFrame({"x": rng.normal(0, 1, 2000)}).to_csv(train, index=False)
+    # Two hours of traffic ending a minute ago, one row per 6 s alternating tenants a and b;
+    # only b is shifted (by 2 standard deviations).
+    t0 = (datetime.now(timezone.utc) - timedelta(hours=2, minutes=1)).replace(microsecond=0)
+    t1 = t0 + timedelta(hours=2)
+    n = 1200
+    x = np.where(np.arange(n) % 2 == 0, rng.normal(0, 1, n), rng.normal(2, 1, n))
+    store.insert(
+        "predictions",
+        pa.table(
+            {
+                "project": ["default"] * n,
+                "model": ["m"] * n,
+                "prediction_id": [uuid.uuid4().hex for _ in range(n)],
+                "ts": pa.array(
+                    [t0 + timedelta(seconds=6 * i) for i in range(n)], pa.timestamp("us", "UTC")
+                ),
+                "num": pa.array([[("x", float(v))] for v in x], pa.map_(pa.string(), pa.float64())),
+                "tags": pa.array(
+                    [[("tenant", "ab"[i % 2])] for i in range(n)], pa.map_(pa.string(), pa.string())
+                ),
+            }
+        ),
+    )
+    config = ServerConfig(data_dir=str(tmp_path), detect_interval_s=0)
+    with live_server(create_app(config, store=store)) as server:
+        url = ["--url", server.url]
+        span = ["--from", t0.isoformat(), "--to", t1.isoformat()]
+
+        def run(*flags: str) -> dict:
+            assert main(["detect", "--model", "m", "--json", *url, *flags]) == 0
+            return json.loads(capsys.readouterr().out)
+
+        assert main(["baseline", "add", str(train), "--model", "m", *url]) == 0
+        capsys.readouterr()
+
+        b = run(*span, "--segment", "tenant=b")
+        assert b["n_current"] == 600 and b["dataset_drift"]
+        assert b["window"]["segment"] == {"tenant": "b"}
+        a = run(*span, "--segment", "tenant=a")
+        assert a["n_current"] == 600 and not a["dataset_drift"]
+        assert run(*span, "--segment", "tenant=nobody")["n_current"] == 0
+
+        by_tag = run(*span, "--by-tag", "tenant")
+        assert {r["window"]["segment"]["tenant"]: r["dataset_drift"] for r in by_tag["runs"]} == {
+            "a": False,
+            "b": True,
+        }
+        assert main(["detect", "--model", "m", *url, *span, "--by-tag", "tenant"]) == 0
+        text = capsys.readouterr().out
+        assert "[tenant=a]" in text and "[tenant=b]" in text and "DRIFT" in text
+
+        latest = run("--count", "100")  # no --from: the 100 most recent of all time
+        assert latest["n_current"] == 100
+        assert latest["window"]["kind"] == "count" and latest["window"]["count"] == 100
+        assert latest["window"]["start"] == (t0 + timedelta(seconds=6 * 1100)).isoformat()
+
+        def stored() -> int:
+            return store.query(
+                "SELECT uniqExact(run_id) AS n FROM drift_results WHERE window_kind = 'time' "
+                "AND segment = 'tenant=b'"
+            ).to_pylist()[0]["n"]
+
+        before = stored()
+        backfilled = run(*span, "--backfill", "--every", "30m", "--segment", "tenant=b")
+        assert (backfilled["stored"], backfilled["skipped"], backfilled["empty"]) == (4, 0, 0)
+        starts = [w["start"] for w in backfilled["windows"]]
+        assert starts == [(t0 + timedelta(minutes=30 * i)).isoformat() for i in range(4)]
+        assert [w["end"] for w in backfilled["windows"]][-1] == t1.isoformat()
+        assert all(w["n_current"] == 150 and w["dataset_drift"] for w in backfilled["windows"])
+        assert stored() == before + 4
+        again = run(*span, "--backfill", "--every", "30m", "--segment", "tenant=b")
+        assert (again["stored"], again["skipped"]) == (0, 4) and stored() == before + 4
+
+        assert main(["detect", "--model", "m", *url, *span, "--backfill", "--count", "500"]) == 0
+        text = capsys.readouterr().out
+        assert "3 windows stored, 0 already stored, 0 without predictions" in text
+        counts = store.query(
+            "SELECT window_count, uniqExact(run_id) AS runs, sum(n_current) AS n FROM "
+            "drift_results WHERE window_kind = 'count' AND deciding = 1 GROUP BY window_count "
+            "ORDER BY window_count"
+        ).to_pylist()
+        assert counts == [
+            {"window_count": 100, "runs": 1, "n": 100},  # the latest 100 above
+            {"window_count": 500, "runs": 3, "n": 1200},
+        ]
+
+        # The API names the field it refuses.
+        api = ServerClient(server.url)
+        base = {"model": "m", "start": t0.isoformat(), "end": t1.isoformat()}
+        refused = [
+            ({"every": "soon", "backfill": True}, "every: not a duration"),
+            ({"every": "1h"}, "every: cuts [start, end) into windows for a backfill"),
+            ({"every": "1h", "count": 5, "backfill": True}, "every, count: give one"),
+            ({"backfill": True}, "backfill: needs every or count"),
+            ({"count": 0}, "count: must be a whole number from 1"),
+            ({"backfill": "yes", "count": 5}, "backfill: must be true or false"),
+            ({"segment": ["tenant=a"]}, "segment: must be an object"),
+            ({"segment": {"": "a"}}, "segment: a tag key is empty"),
+            ({"segment": {"tenant": 1}}, "segment: tag keys and values must be strings"),
+            ({"version": 2}, "version: must be a string"),
+            ({"by_tag": "tenant", "segment": {"tenant": "a"}}, "by_tag: tag 'tenant' is already"),
+            ({"by_tag": "tenant", "max_values": 1}, "by_tag: tag 'tenant' has more than 1 values"),
+            (
+                {"every": "0.5s", "backfill": True},
+                "every: 0:00:00.500000 cuts the range into 14400 windows, more than 10000",
+            ),
+        ]
+        for extra, message in refused:
+            with pytest.raises(ServerError) as refusal:
+                api.request("POST", "/v1/detect", json.dumps({**base, **extra}).encode())
+            assert refusal.value.status == 422, extra
+            assert message in str(refusal.value), (extra, str(refusal.value))

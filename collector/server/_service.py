@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from keelwatch.alerts import Alert, WebhookSender, evaluate_rules
-from keelwatch.detectors import DriftRun, Window, get_baseline, run_drift, store_run
+from keelwatch.detectors import Baseline, DriftRun, Window, get_baseline, run_drift, store_run
+from keelwatch.detectors._sql import Segment
+from keelwatch.detectors._windows import (
+    MAX_SEGMENT_VALUES,
+    Backfill,
+    backfill,
+    latest_count_window,
+    segment_windows,
+)
 from keelwatch.store import Store
 
 from ._config import ServerConfig
@@ -41,24 +49,110 @@ class Monitoring:
         self.sender = WebhookSender(config.webhook_secret)
         self._run_lock = threading.Lock()
 
-    def detect(
-        self, model: str, start: datetime, end: datetime, version: str = "", slot: str = ""
-    ) -> DetectionOutcome:
-        """Drift of ``model``'s predictions in ``[start, end)`` against its newest baseline."""
+    def _baseline(self, model: str) -> Baseline:
         baseline = get_baseline(self.store, model, project=self.config.project)
         if baseline is None:
             raise NoBaseline(f"model {model!r} has no baseline; register one first")
-        window = Window(model, start, end, self.config.project, version, slot)
+        return baseline
+
+    def detect(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        version: str = "",
+        slot: str = "",
+        segment: Segment = (),
+        count: int = 0,
+    ) -> DetectionOutcome:
+        """Drift of ``model``'s predictions in ``[start, end)`` against its newest baseline.
+
+        ``segment`` keeps only predictions with those tag values; ``count`` looks at the
+        ``count`` most recent predictions of the range instead of all of them.
+        """
+        baseline = self._baseline(model)
+        window = Window(model, start, end, self.config.project, version, slot, segment)
         with self._run_lock:
-            try:
-                run = run_drift(self.store, baseline, window)
-                store_run(self.store, run)
-            except Exception:
-                self.metrics.runs.labels(model, "error").inc()
-                raise
+            if count:
+                window = latest_count_window(self.store, window, count)
+            return self._run(baseline, window)
+
+    def detect_by_tag(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        key: str,
+        version: str = "",
+        slot: str = "",
+        segment: Segment = (),
+        count: int = 0,
+        max_values: int = MAX_SEGMENT_VALUES,
+    ) -> list[DetectionOutcome]:
+        """One detection per value of tag ``key`` in the window (at most ``max_values``)."""
+        baseline = self._baseline(model)
+        whole = Window(model, start, end, self.config.project, version, slot, segment)
+        with self._run_lock:
+            windows = segment_windows(self.store, whole, key, max_values)
+            if count:
+                windows = [latest_count_window(self.store, w, count) for w in windows]
+            return [self._run(baseline, w) for w in windows]
+
+    def backfill(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        *,
+        every: timedelta | None = None,
+        count: int | None = None,
+        version: str = "",
+        slot: str = "",
+        segment: Segment = (),
+        by_tag: str = "",
+        max_values: int = MAX_SEGMENT_VALUES,
+        replace: bool = False,
+    ) -> Backfill:
+        """Drift over each consecutive window of ``[start, end)``, stored; no alerts, no gauges.
+
+        History must not page anyone or overwrite the latest gauges; its runs land in
+        ``drift_results`` under deterministic ids, so a repeated backfill stores nothing twice.
+        """
+        self._baseline(model)
+        with self._run_lock:
+            done = backfill(
+                self.store,
+                model,
+                start,
+                end,
+                every=every,
+                count=count,
+                project=self.config.project,
+                version=version,
+                slot=slot,
+                segment=segment,
+                by_tag=by_tag,
+                max_values=max_values,
+                replace_stored=replace,
+            )
+        for _ in done.runs:
+            self.metrics.runs.labels(model, "backfill").inc()
+        return done
+
+    def _run(self, baseline: Baseline, window: Window) -> DetectionOutcome:
+        """One drift run, stored, published and checked against the alert rules (under lock)."""
+        model = window.model
+        try:
+            run = run_drift(self.store, baseline, window)
+            store_run(self.store, run)
+        except Exception:
+            self.metrics.runs.labels(model, "error").inc()
+            raise
+        if not window.segment:
+            # The gauges are per model and feature: one segment's run is not the model's state.
             self.metrics.observe_run(run)
-            self.metrics.runs.labels(model, "ok").inc()  # last: marks the run's gauges complete
-            alerts = evaluate_rules(self.store, run, self.config.rules, self.sender)
+        self.metrics.runs.labels(model, "ok").inc()  # last: marks the run's gauges complete
+        alerts = evaluate_rules(self.store, run, self.config.rules, self.sender)
         for alert in alerts:
             self.metrics.alerts.labels(
                 model, alert.rule, str(alert.delivery.delivered).lower()

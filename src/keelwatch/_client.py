@@ -41,6 +41,7 @@ class ServerClient:
         body: bytes | None = None,
         params: dict[str, Any] | None = None,
         content_type: str = "application/json",
+        timeout_s: float | None = None,
     ) -> Any:
         url = self.url + path + ("?" + urlencode(params) if params else "")
         headers = {"content-type": content_type}
@@ -48,7 +49,7 @@ class ServerClient:
             headers["authorization"] = f"Bearer {self.api_key}"
         request = urllib.request.Request(url, data=body, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=timeout_s or self.timeout_s) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")
@@ -76,8 +77,38 @@ class ServerClient:
     def baselines(self, model: str = "") -> Any:
         return self.request("GET", "/v1/baselines", params={"model": model} if model else None)
 
-    def detect(self, model: str, start: str, end: str, version: str = "", slot: str = "") -> Any:
-        body = json.dumps(
-            {"model": model, "start": start, "end": end, "version": version, "slot": slot}
-        ).encode()
-        return self.request("POST", "/v1/detect", body)
+    def detect(
+        self,
+        model: str,
+        start: str | None,
+        end: str,
+        version: str = "",
+        slot: str = "",
+        *,
+        segment: dict[str, str] | None = None,
+        by_tag: str = "",
+        max_values: int | None = None,
+        every: str | float | None = None,
+        count: int = 0,
+        backfill: bool = False,
+        replace: bool = False,
+    ) -> Any:
+        """``POST /v1/detect``; unset options are left out (the server's defaults apply).
+
+        A backfill may run for many windows, so it waits up to an hour for the answer.
+        """
+        spec: dict[str, Any] = {"model": model, "end": end, "version": version, "slot": slot}
+        optional: dict[str, Any] = {
+            "start": start,
+            "segment": segment or None,
+            "by_tag": by_tag or None,
+            "max_values": max_values,
+            "every": every,
+            "count": count or None,
+            "backfill": backfill or None,
+            "replace": replace or None,
+        }
+        spec.update({k: v for k, v in optional.items() if v is not None})
+        body = json.dumps(spec).encode()
+        timeout = max(self.timeout_s, 3600.0) if backfill else None
+        return self.request("POST", "/v1/detect", body, timeout_s=timeout)
