@@ -80,6 +80,10 @@ class DriftConfig:
         selection: ``"fixed"`` or ``"evidently"`` (Evidently's rule picks the deciding method).
         correction: ``"none"``, ``"bonferroni"`` or ``"bh"`` over the deciding p-value tests.
         ks_method: ``"auto"``, ``"exact"`` or ``"asymp"`` p-values for Kolmogorov-Smirnov.
+        exact_max_rows: windows with more predictions than this compute the numeric methods
+            from fine histograms in one pass (``_grid``: W1 within ``2 / grid_bins`` of the
+            baseline's range) instead of sorting every value; ``0`` means always exact.
+        grid_bins: cells of that fine grid per feature (at least the Sturges bins).
     """
 
     numeric_methods: tuple[str, ...] = ("wasserstein", "psi")
@@ -92,6 +96,8 @@ class DriftConfig:
     selection: str = "fixed"
     correction: str = "none"
     ks_method: str = "auto"
+    exact_max_rows: int = 2_000_000
+    grid_bins: int = 10_000
 
     def __post_init__(self) -> None:
         for method in (*self.numeric_methods, *self.categorical_methods, *self.thresholds):
@@ -110,6 +116,10 @@ class DriftConfig:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
         if self.correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
+        if self.exact_max_rows < 0:
+            raise ValueError(f"exact_max_rows must be >= 0, got {self.exact_max_rows}")
+        if self.grid_bins < 1:
+            raise ValueError(f"grid_bins must be >= 1, got {self.grid_bins}")
         if self.ks_method not in ("auto", "exact", "asymp"):
             raise ValueError(f"ks_method must be auto, exact or asymp, got {self.ks_method!r}")
 

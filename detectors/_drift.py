@@ -31,6 +31,7 @@ from ._config import (
 )
 from ._counts import Pairs, numeric_pairs
 from ._ecdf import EcdfDistances, ecdf_distances
+from ._grid import grid_counts
 from ._methods import (
     chi_square,
     chi_square_homogeneity,
@@ -280,9 +281,21 @@ def run_drift(
     n_window = window_count(store, window)
     sizes = {p.name: p.count + n_window for p in numeric}
     ks_names = {p.name for p in numeric if "ks" in methods[p.name]}
-    ecdf = ecdf_distances(store, window, baseline.baseline_id, ecdf_names, sizes, ks=ks_names)
     binned_names = [p.name for p in numeric if set(methods[p.name]) - NUMERIC_ONLY]
-    binned = numeric_pairs(store, window, baseline, binned_names, config.compat)
+    if config.exact_max_rows and n_window > config.exact_max_rows:
+        grid = grid_counts(store, window, baseline.baseline_id, numeric, config.grid_bins)
+        ecdf = {}
+        for name in ecdf_names:
+            found = grid[name].distances(name in ks_names) if name in grid else None
+            if found is not None:
+                ecdf[name] = found
+        if config.compat == "keelwatch":
+            binned = {name: grid[name].binned() for name in binned_names if name in grid}
+        else:
+            binned = numeric_pairs(store, window, baseline, binned_names, config.compat)
+    else:
+        ecdf = ecdf_distances(store, window, baseline.baseline_id, ecdf_names, sizes, ks=ks_names)
+        binned = numeric_pairs(store, window, baseline, binned_names, config.compat)
     hell: Pairs = {}
     if "hellinger" in wanted and config.compat == "evidently":
         hell_names = [p.name for p in numeric if "hellinger" in methods[p.name]]
