@@ -16,6 +16,7 @@ def test_defaults():
     assert client.config.endpoint == DEFAULT_ENDPOINT == "http://127.0.0.1:8787"
     assert client.config.batch_size == 4096 and client.config.sample_rate == 1.0
     assert client.config.spool_dir is None and client.disabled is False
+    assert client.config.max_in_flight == 2 and client.config.wire_format == "auto"
 
 
 def test_environment_is_read_and_arguments_win(monkeypatch, tmp_path):
@@ -28,7 +29,10 @@ def test_environment_is_read_and_arguments_win(monkeypatch, tmp_path):
     monkeypatch.setenv(environ.KEELWATCH_SEND_TIMEOUT, "3")
     monkeypatch.setenv(environ.KEELWATCH_SPOOL_DIR, str(tmp_path))
     monkeypatch.setenv(environ.KEELWATCH_DISABLED, "yes")
+    monkeypatch.setenv(environ.KEELWATCH_MAX_IN_FLIGHT, "5")
     config = Client(batch_size=7, metrics_registry=False).config
+    assert config.max_in_flight == 5
+    assert Client(max_in_flight=1, metrics_registry=False).config.max_in_flight == 1
     assert config.endpoint == "http://collector:9000" and config.api_key == "secret"
     assert config.batch_size == 7 and config.flush_interval == 2.5
     assert config.max_queue_size == 99 and config.sample_rate == 0.25 and config.timeout == 3.0
@@ -44,6 +48,9 @@ def test_environment_is_read_and_arguments_win(monkeypatch, tmp_path):
         (environ.KEELWATCH_SAMPLE_RATE, "1.5", "sample_rate", 1.0),
         (environ.KEELWATCH_SAMPLE_RATE, "nan", "sample_rate", 1.0),
         (environ.KEELWATCH_DISABLED, "perhaps", "disabled", False),
+        (environ.KEELWATCH_MAX_IN_FLIGHT, "0", "max_in_flight", 2),
+        (environ.KEELWATCH_MAX_IN_FLIGHT, "many", "max_in_flight", 2),
+        (environ.KEELWATCH_MAX_IN_FLIGHT, "99", "max_in_flight", 16),
     ],
 )
 def test_malformed_environment_logs_and_uses_default(monkeypatch, caplog, name, raw, field,
@@ -66,6 +73,8 @@ def test_malformed_environment_logs_and_uses_default(monkeypatch, caplog, name, 
         {"timeout": True},
         {"deny": "ssn"},
         {"mask": 3},
+        {"max_in_flight": 0},
+        {"wire_format": "xml"},
     ],
 )
 def test_bad_arguments_raise_config_error(kwargs):
