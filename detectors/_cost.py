@@ -155,27 +155,29 @@ def _when(value: datetime | None, now: datetime) -> datetime:
     return when.astimezone(timezone.utc)
 
 
-def _check_currency(
-    store: Store,
-    price: ComputePrice | TokenPrice,
-    table: str,
-    key: dict[str, tuple[str, Any]],
-) -> None:
+def _check_currency(store: Store, price: ComputePrice | TokenPrice, table: str) -> None:
     """Refuse a currency other than the one the model's other prices use (sums would mix).
 
     The row being replaced (same key in the same table) does not count, so a model priced in
     one currency can be moved to another by re-recording each of its rows.
     """
-    same = " AND ".join(f"{column} = {{k_{column}:{kind}}}" for column, (kind, _) in key.items())
     rows = store.query(
         "SELECT DISTINCT currency FROM ("
         "SELECT 'compute' AS t, version, slot, effective_from, currency FROM compute_prices FINAL "
         "WHERE project = {p:String} AND model = {m:String} UNION ALL "
         "SELECT 'tokens' AS t, '' AS version, '' AS slot, effective_from, currency "
         "FROM token_prices FINAL WHERE project = {p:String} AND model = {m:String}"
-        f") WHERE NOT (t = {{t:String}} AND {same}) AND currency != {{c:String}}",
-        {"p": price.project, "m": price.model, "c": price.currency, "t": table}
-        | {f"k_{column}": value for column, (_, value) in key.items()},
+        ") WHERE currency != {c:String} AND NOT (t = {t:String} AND version = {v:String} "
+        "AND slot = {s:String} AND effective_from = {f:DateTime64(6, 'UTC')})",
+        {
+            "p": price.project,
+            "m": price.model,
+            "c": price.currency,
+            "t": table,
+            "v": getattr(price, "version", ""),
+            "s": getattr(price, "slot", ""),
+            "f": price.effective_from,
+        },
     ).to_pylist()
     if rows:
         others = ", ".join(sorted(str(r["currency"]) for r in rows))
@@ -228,16 +230,7 @@ def set_compute_price(
         recorded_at=recorded_at,
         project=_name(project, "project", required=True),
     )
-    _check_currency(
-        store,
-        price,
-        "compute",
-        {
-            "version": ("String", price.version),
-            "slot": ("String", price.slot),
-            "effective_from": ("DateTime64(6, 'UTC')", price.effective_from),
-        },
-    )
+    _check_currency(store, price, "compute")
     _insert(store, "compute_prices", price)
     return price
 
@@ -269,9 +262,7 @@ def set_token_price(
         recorded_at=recorded_at,
         project=_name(project, "project", required=True),
     )
-    _check_currency(
-        store, price, "tokens", {"effective_from": ("DateTime64(6, 'UTC')", price.effective_from)}
-    )
+    _check_currency(store, price, "tokens")
     _insert(store, "token_prices", price)
     return price
 
