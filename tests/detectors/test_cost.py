@@ -43,6 +43,7 @@ def add(
     completion: Sequence[int] | None = None,
     model: str = "m",
     project: str = "default",
+    tags: Sequence[dict[str, str]] | None = None,
 ) -> None:
     """Predictions at ``T0 + seconds``."""
     n = len(seconds)
@@ -65,6 +66,9 @@ def add(
                 "latency_ms": pa.array(latency_ms, pa.float64()),
                 "prompt_tokens": pa.array(prompt or [0] * n, pa.uint32()),
                 "completion_tokens": pa.array(completion or [0] * n, pa.uint32()),
+                "tags": pa.array(
+                    [list(t.items()) for t in tags or [{}] * n], pa.map_(pa.string(), pa.string())
+                ),
             }
         ),
     )
@@ -371,3 +375,10 @@ def test_matches_a_merge_asof_recomputation(store: Store, rng: np.random.Generat
     assert sum(r.unpriced for r in got.values()) > 0
     assert sum(r.compute_priced for r in got.values()) > n // 2
     assert 0 < sum(r.token_priced for r in got.values()) < n
+
+
+def test_a_segment_window_prices_only_its_predictions(store: Store) -> None:
+    add(store, [1, 2], [1000, 3000], tags=[{"region": "us"}, {"region": "eu"}])
+    set_compute_price(store, "m", 1.0, effective_from=at(0))
+    eu = Window("m", T0, T0 + timedelta(hours=1), segment=(("region", "eu"),))
+    assert [(c.predictions, c.compute_cost) for c in cost(store, eu)] == [(1, 3.0)]
