@@ -7,7 +7,7 @@ owns it and other processes read it through the server's ClickHouse HTTP endpoin
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class EmbeddedStore:
             raise StoreUnavailable(f"cannot open embedded store at {self.path}: {exc}") from exc
         self._lock = threading.Lock()
         self._closed = False
+        self._barrier: Callable[[str], None] | None = None
 
     def raw(
         self, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None
@@ -49,6 +50,23 @@ class EmbeddedStore:
         ``params`` are already in the engine's escaped text form (as ``param_*`` arrive over
         ClickHouse's HTTP protocol); :func:`format_param` renders Python values that way.
         """
+        barrier = self._barrier
+        if barrier is not None:
+            barrier(sql)
+        return self._run(sql, fmt, params)
+
+    def set_read_barrier(self, barrier: Callable[[str], None] | None) -> None:
+        """Call ``barrier(sql)`` before each statement other than :meth:`insert`.
+
+        The collector server acknowledges batches once spooled and inserts them behind; its
+        barrier waits for those still in flight, so every reader of this store (the server is
+        its only owner) sees each acknowledged row.
+        """
+        self._barrier = barrier
+
+    def _run(
+        self, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None
+    ) -> bytes:
         bound = dict(params or {})
         with self._lock:
             if self._closed:
@@ -79,7 +97,7 @@ class EmbeddedStore:
             settings += f", insert_deduplication_token='{check_token(dedup_token)}'"
         # chDB resolves the name inside Python(...) from this frame's locals.
         arrow_data = data  # noqa: F841
-        self.command(
+        self._run(
             f"INSERT INTO {table} ({columns}){settings} SELECT {columns} FROM Python(arrow_data)"
         )
 

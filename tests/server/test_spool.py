@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from fastapi import HTTPException
 
 from keelwatch.collector.server._spool import Spool, SpoolFull
-from keelwatch.collector.server._writer import SpoolingWriter
+from keelwatch.collector.server._writer import SpoolingWriter, group_token
 from keelwatch.store import EmbeddedStore, StoreUnavailable
 
 
@@ -105,17 +106,75 @@ def test_outage_is_spooled_then_replayed_once(store: EmbeddedStore, tmp_path: Pa
     writer = SpoolingWriter(flaky, Spool(tmp_path, 1 << 20), retry_interval_s=3600)
     try:
         writer.write("predictions", batch(["a", "b"]), "tok-1")
+        assert writer.drain() is True
+        assert ids_in(store) == ["a", "b"]
         flaky.down = True
         writer.write("predictions", batch(["c"]), "tok-2")
         writer.write("predictions", batch(["c"]), "tok-2")  # a client retry while down
         writer.write("predictions", batch(["d"]), "tok-3")
-        assert not writer.healthy
         assert writer.drain() is False  # still down: nothing lost
+        assert not writer.healthy
         assert ids_in(store) == ["a", "b"]
+        assert writer.spool.size > 0
         flaky.down = False
         assert writer.drain() is True
         assert writer.healthy
         assert ids_in(store) == ["a", "b", "c", "d"]
+        assert writer.spool.size == 0
+    finally:
+        writer.close()
+
+
+class GatedStore(FlakyStore):
+    """Inserts wait for ``gate`` and are recorded; reads honour the writer's barrier."""
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        super().__init__(store)
+        self.gate = threading.Event()
+        self.inserts: list[int] = []
+
+    def insert(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
+        self.gate.wait(30)
+        self.inserts.append(data.num_rows)
+        super().insert(table, data, dedup_token)
+
+    def set_read_barrier(self, barrier: Any) -> None:
+        self.inner.set_read_barrier(barrier)
+
+
+def test_acknowledged_before_insert_and_read_after_it(store: EmbeddedStore, tmp_path: Path) -> None:
+    gated = GatedStore(store)
+    writer = SpoolingWriter(gated, Spool(tmp_path, 1 << 20))
+    try:
+        for i in range(4):  # returns with the insert still held: spooled, not stored
+            writer.write("predictions", batch([f"p{i}-0", f"p{i}-1"]), f"tok-{i}")
+        assert gated.inserts == []
+        threading.Timer(0.2, gated.gate.set).start()
+        # The read waits at the barrier until every acknowledged batch is stored.
+        assert len(ids_in(store)) == 8
+        # Batches queued behind the first insert went into one insert, not one each.
+        assert sum(gated.inserts) == 8
+        assert len(gated.inserts) <= 2
+    finally:
+        writer.close()
+    assert writer.spool.size == 0
+
+
+def test_group_stored_before_a_crash_is_not_stored_again(
+    store: EmbeddedStore, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path, 1 << 20)
+    tokens = ["t1", "t2", "t3"]
+    tables = [batch([f"{t}-a", f"{t}-b"]) for t in tokens]
+    for token, table in zip(tokens, tables, strict=True):
+        spool.append("predictions", token, table)
+    spool.append_group("predictions", group_token(tokens), tokens)
+    store.insert("predictions", pa.concat_tables(tables), group_token(tokens))
+    # ... killed here, before the spool learnt that the group was stored.
+    writer = SpoolingWriter(store, Spool(tmp_path, 1 << 20), retry_interval_s=3600)
+    try:
+        assert writer.drain() is True
+        assert len(ids_in(store)) == 6  # the replay reused the group's token: no second copy
         assert writer.spool.size == 0
     finally:
         writer.close()
@@ -169,6 +228,7 @@ def test_http_ingest_survives_an_outage(
     with app_client(spool_dir=str(tmp_path / "spool"), spool_retry_s=3600) as client:
         client.app.state.keelwatch.store = flaky  # routes see the flaky store
         writer = client.app.state.keelwatch.writer.inner  # under the group commit
+        assert writer.drain()
         writer.store = flaky
         flaky.down = True
         body = {"records": [{"prediction_id": "p1", "model": "m", "ts": time.time()}]}
