@@ -115,8 +115,14 @@ def _text(
     if not _is_text(column.type):
         raise ValueError(f"{name}: must be a string column, got {column.type}")
     column = column.cast(pa.string())
+    lengths = pc.utf8_length(column)
+    if not column.null_count:
+        # The common case: one aggregate answers every check; masks only when one fails.
+        low, high = (x.as_py() for x in pc.min_max(lengths).values())
+        if (high or 0) <= limit and not (required and low == 0):
+            return column
     missing = column.is_null().to_numpy(zero_copy_only=False)
-    lengths = pc.fill_null(pc.utf8_length(column), 0).to_numpy(zero_copy_only=False)
+    lengths = pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False)
     if required:
         checks.add(missing, name, "is required")
         checks.add(lengths == 0, name, "must not be empty")
@@ -134,6 +140,10 @@ def _floats(
     if not _is_number(column.type):
         raise ValueError(f"{name}: must be a numeric column, got {column.type}")
     column = column.cast(pa.float64())
+    if not column.null_count:
+        values = column.to_numpy(zero_copy_only=False)
+        if np.isfinite(values).all() and (minimum is None or not (values < minimum).any()):
+            return values
     values = pc.fill_null(column, np.nan).to_numpy(zero_copy_only=False)
     present = ~column.is_null().to_numpy(zero_copy_only=False)
     with np.errstate(invalid="ignore"):
@@ -174,19 +184,50 @@ def _map(
     """A map column from wide columns: per row the entries whose value is valid, in name order."""
     if not names or n == 0:
         return pa.array([[]] * n, pa.map_(pa.string(), item))
+    width = len(names)
     mask = np.column_stack(valid)
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(mask.sum(axis=1), out=offsets[1:])
-    keys = np.asarray(names, dtype=object)[np.nonzero(mask)[1]]
-    values = np.column_stack(columns)[mask]
+    if mask.all():  # every row has every entry: a regular map, no per-row gather
+        offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+        positions = np.tile(np.arange(width, dtype=np.int32), n)
+        values = np.column_stack(columns).ravel()
+    else:
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(mask.sum(axis=1), out=offsets[1:])
+        positions = np.nonzero(mask)[1].astype(np.int32)
+        values = np.column_stack(columns)[mask]
+    keys = pc.take(pa.array(names, pa.string()), pa.array(positions))
+    return pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), keys, pa.array(values, item))
+
+
+def _dense(table: pa.Table, names: list[str]) -> pa.Array | None:
+    """The numeric feature map in one pass when every column is float64 without nulls and every
+    value is finite (then no check can fail); None otherwise."""
+    columns = [table.column(name) for name in names]
+    if not columns or any(c.type != pa.float64() or c.null_count for c in columns):
+        return None
+    matrix = np.column_stack([c.to_numpy() for c in columns])
+    if not np.isfinite(matrix).all():
+        return None
+    n, width = matrix.shape
     return pa.MapArray.from_arrays(
-        pa.array(offsets, pa.int32()), pa.array(keys, pa.string()), pa.array(values, item)
+        pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32)),
+        pc.take(
+            pa.array([name.partition(".")[2] for name in names], pa.string()),
+            pa.array(np.tile(np.arange(width, dtype=np.int32), n)),
+        ),
+        pa.array(matrix.ravel()),
     )
 
 
 def _features(table: pa.Table, checks: _Checks, prefix: str) -> tuple[pa.Array, pa.Array]:
     num_names, num_cols, num_valid = [], [], []
     cat_names, cat_cols, cat_valid = [], [], []
+    numeric = [
+        name
+        for name in table.column_names
+        if name.startswith(prefix) and _is_number(table.schema.field(name).type)
+    ]
+    dense = _dense(table, numeric) if prefix == "features." else None
     for name in table.column_names:
         if not name.startswith(prefix):
             continue
@@ -194,7 +235,9 @@ def _features(table: pa.Table, checks: _Checks, prefix: str) -> tuple[pa.Array, 
         if not short or len(short) > MAX_NAME_LEN:
             raise ValueError(f"{name}: names must be 1..{MAX_NAME_LEN} characters")
         kind = table.schema.field(name).type
-        if _is_number(kind) and prefix == "features.":
+        if _is_number(kind) and dense is not None:
+            num_names.append(short)  # already in ``dense``
+        elif _is_number(kind) and prefix == "features.":
             values = _floats(table, name, checks)
             num_names.append(short)
             num_cols.append(values)
@@ -210,7 +253,7 @@ def _features(table: pa.Table, checks: _Checks, prefix: str) -> tuple[pa.Array, 
         raise ValueError(f"{prefix.rstrip('.')}: more than {MAX_FEATURES} columns")
     n = table.num_rows
     return (
-        _map(n, num_names, num_cols, num_valid, pa.float64()),
+        dense if dense is not None else _map(n, num_names, num_cols, num_valid, pa.float64()),
         _map(n, cat_names, cat_cols, cat_valid, pa.string()),
     )
 

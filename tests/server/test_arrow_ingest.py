@@ -170,3 +170,25 @@ def test_minimal_columns(keep: list[str]) -> None:
     assert batch.rejected == ()
     assert batch.table.num_rows == 3
     assert batch.table.column("tags").to_pylist() == [[], [], []]
+
+
+@pytest.mark.parametrize(
+    "income",
+    [
+        [1000.0, 2000.0, 3000.0],  # float64, no nulls: the one-pass path
+        [1000, 2000, 3000],  # integers: the per-column path
+        [1000.0, 2000.0, math.nan],  # a non-finite value: the per-column path names it
+    ],
+)
+def test_dense_and_per_column_feature_maps_agree(income: list[Any]) -> None:
+    data = good(**{"features.age": [30.0, 31.0, 32.0], "features.income": income})
+    got = parse_arrow("predictions", stream(pa.table(data)), "proj", NOW)
+    expected = [
+        [("age", 30.0 + i), ("income", float(income[i]))]
+        for i in range(3)
+        if math.isfinite(income[i])
+    ]
+    assert got.table.column("num").to_pylist() == expected
+    assert [(r.index, r.field) for r in got.rejected] == (
+        [] if math.isfinite(income[2]) else [(2, "features.income")]
+    )
