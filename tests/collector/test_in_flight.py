@@ -75,6 +75,8 @@ def test_a_failed_batch_is_retried_alone_and_the_others_are_not_resent(make_clie
     def handler(path: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
         if Request(path, body, headers).records()[0]["features"]["x"] == 0 and not refused:
             refused.append(path)
+            with transport.sent:  # refused once both batches are on their way
+                transport.sent.wait_for(lambda: len(transport.requests) >= 2, 5)
             return SendResult(503, retry_after=2.0)
         return OK
 
