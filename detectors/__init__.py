@@ -14,6 +14,17 @@ from ._baseline import (
 from ._binning import doane_edges, sturges_edges
 from ._calibration import Calibration, ReliabilityPoint, calibration, multiclass_calibration
 from ._config import DEFAULT_THRESHOLDS, METHODS, P_VALUE_METHODS, DriftConfig, evidently_method
+from ._cost import (
+    ComputePrice,
+    Cost,
+    PriceError,
+    TokenPrice,
+    cost,
+    list_compute_prices,
+    list_token_prices,
+    set_compute_price,
+    set_token_price,
+)
 from ._detect import Detection, detect
 from ._drift import DriftResult, DriftRun, run_drift, store_run
 from ._methods import (
@@ -44,6 +55,8 @@ __all__ = [
     "CalibratedThreshold",
     "Calibration",
     "Classification",
+    "ComputePrice",
+    "Cost",
     "Detection",
     "DomainClassifierDrift",
     "DriftConfig",
@@ -52,9 +65,11 @@ __all__ = [
     "FeatureProfile",
     "FeatureQuality",
     "Operations",
+    "PriceError",
     "Quality",
     "Regression",
     "ReliabilityPoint",
+    "TokenPrice",
     "Window",
     "adjust_p_values",
     "as_feature_thresholds",
@@ -63,6 +78,7 @@ __all__ = [
     "chi_square",
     "chi_square_homogeneity",
     "classification",
+    "cost",
     "detect",
     "doane_edges",
     "domain_classifier_drift",
@@ -74,6 +90,8 @@ __all__ = [
     "kl_divergence",
     "ks_p_value",
     "list_baselines",
+    "list_compute_prices",
+    "list_token_prices",
     "load_frame",
     "multiclass_calibration",
     "operations",
@@ -82,6 +100,8 @@ __all__ = [
     "register_baseline",
     "regression",
     "run_drift",
+    "set_compute_price",
+    "set_token_price",
     "store_run",
     "sturges_edges",
     "z_test",

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keelwatch.store import EmbeddedStore, Store, StoreError, apply_retention, open_store
 
-from . import _routes_admin, _routes_ingest, _routes_ops
+from . import _routes_admin, _routes_cost, _routes_ingest, _routes_ops
 from ._auth import Denied, authorize, permission_for
 from ._coalesce import CoalescingWriter
 from ._config import ServerConfig
@@ -152,5 +152,5 @@ def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:
     app.include_router(_routes_ingest.router)
     app.include_router(_routes_admin.router)
     app.include_router(_routes_ops.router)
-    app.include_router(__import__(f"{__package__}._routes_cost", fromlist=["router"]).router)
+    app.include_router(_routes_cost.router)
     return app

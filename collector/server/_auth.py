@@ -21,6 +21,8 @@ __all__ = ["Caller", "Denied", "authorize", "permission_for"]
 #: Routes anyone may call.
 _OPEN = frozenset({"/healthz", "/readyz", "/ping", "/openapi.json", "/docs", "/redoc"})
 _INGEST = frozenset({"/v1/predictions", "/v1/outcomes", "/v1/traces"})
+#: POSTs that only read (a query in the body); every other POST under /v1/ writes.
+_READ_POSTS = frozenset({"/v1/cost"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ def permission_for(method: str, path: str) -> str | None:
         return None
     if path in _INGEST and method == "POST":
         return "ingest"
+    if path in _READ_POSTS and method == "POST":
+        return "read"
     if path.startswith("/v1/keys") or (method not in ("GET", "HEAD") and path.startswith("/v1/")):
         return "admin"
     return "read"

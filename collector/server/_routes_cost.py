@@ -17,12 +17,12 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from keelwatch.detectors import Window
-from keelwatch.detectors._cost import (
+from keelwatch.detectors import (
     ComputePrice,
     Cost,
     PriceError,
     TokenPrice,
+    Window,
     cost,
     list_compute_prices,
     list_token_prices,

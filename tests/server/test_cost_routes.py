@@ -169,6 +169,9 @@ def test_roles(app_client: Callable[..., Any], store: EmbeddedStore) -> None:
             h = bearer(key)
             assert (client.get("/v1/prices", headers=h).status_code == 200) == (role != "ingest")
             assert (client.get(query, headers=h).status_code == 200) == (role != "ingest")
+            window = {"model": "m", "start": 0, "end": 60}
+            asked = client.post("/v1/cost", json=window, headers=h).status_code
+            assert (asked == 200) == (role != "ingest"), (role, asked)
             posted = client.post("/v1/prices", json=price, headers=h).status_code
             assert (posted == 200) == (role == "admin"), (role, posted)
 
