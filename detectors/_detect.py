@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +16,7 @@ from ._multivariate import DomainClassifierDrift, domain_classifier_drift
 from ._operations import Operations, operations
 from ._performance import Classification, Regression, classification, regression
 from ._quality import Quality, quality
-from ._sql import Segment, Window
+from ._sql import Segment, Window, segment_of
 from ._windows import latest_count_window
 
 __all__ = ["Detection", "detect"]
@@ -49,7 +50,7 @@ def detect(
     project: str = "default",
     version: str = "",
     slot: str = "",
-    segment: Segment = (),
+    segment: Segment | Mapping[str, str] = (),
     count: int = 0,
     baseline_version: int | None = None,
     config: DriftConfig | None = None,
@@ -70,7 +71,7 @@ def detect(
         positive: the positive class label of a binary classifier.
         multivariate: also train the domain classifier (a few seconds; scikit-learn).
     """
-    window = Window(model, start, end, project, version, slot, segment)
+    window = Window(model, start, end, project, version, slot, segment_of(segment))
     if count:
         window = latest_count_window(store, window, count)
     baseline = get_baseline(store, model, baseline_version, project)
