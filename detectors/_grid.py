@@ -10,8 +10,8 @@ method from those counts:
   cut into ``G = k·S`` equal cells, ``k`` the baseline's Sturges bins and ``S = ⌈bins / k⌉``
   (``bins`` = ``DriftConfig.grid_bins``, 10,000 by default, as NannyML uses above 10,000 rows), so
   the grid refines the Sturges bins; a value's cell is ``min(⌊(x − lo)·G / (hi − lo)⌋, G − 1)``,
-  values below ``lo`` or above ``hi`` are counted apart with the sum of their distance to the
-  range (``Σ (lo − x)``, ``Σ (x − hi)``);
+  values below ``lo`` or above ``hi`` are counted apart, with the sum of their distances to the
+  range (``Σ (lo − x) + Σ (x − hi)``);
 - binned methods (PSI, KL, JS, Hellinger, chi-square, Z) use the Sturges bins as sums of ``S``
   cells, current values outside the range in the first or last bin, as the exact path does;
 - ``W1 = Σ_below (lo − y)/m + Σ_above (y − hi)/m + Σ_cells w·(|D(e_j)| + |D(e_{j+1})|)/2`` with
@@ -42,20 +42,21 @@ __all__ = ["DEFAULT_GRID_BINS", "GridCounts", "grid_counts"]
 
 DEFAULT_GRID_BINS = 10_000
 
-# Per-feature grid parameters are looked up with transform() (a hash lookup per value), far
-# cheaper than indexing a nested array by the feature's position.
+# Per-feature grid parameters are looked up with transform() (a hash lookup per value, on the
+# key dictionary), far cheaper than indexOf() over the names. Counting with countResample into a
+# dense array per feature (cell -1 = below the range, cell G = above) is about twice as fast as
+# GROUP BY feature, cell over a million groups.
 _CELLS = """
-SELECT feature, cell, count() AS c, sum(d) AS s FROM (
+SELECT feature, countResample(-1, {end:Int64}, 1)(cell, cell) AS cells, sum(d) AS outside FROM (
  SELECT feature, x,
   transform(feature, {names:Array(String)}, {lo:Array(Float64)}, 0.) AS lo,
   transform(feature, {names:Array(String)}, {hi:Array(Float64)}, 0.) AS hi,
   transform(feature, {names:Array(String)}, {scale:Array(Float64)}, 0.) AS scale,
-  transform(feature, {names:Array(String)}, {last:Array(Int64)}, toInt64(0)) AS last,
-  multiIf(x < lo, toInt64(-1), x > hi, toInt64(-2),
-   least(toInt64(floor((x - lo) * scale)), last)) AS cell,
-  multiIf(cell = -1, lo - x, cell = -2, x - hi, 0.) AS d
+  transform(feature, {names:Array(String)}, {cells:Array(Int64)}, toInt64(0)) AS g,
+  multiIf(x < lo, toInt64(-1), x > hi, g, least(toInt64(floor((x - lo) * scale)), g - 1)) AS cell,
+  multiIf(x < lo, lo - x, x > hi, x - hi, 0.) AS d
  FROM ({source})
-) GROUP BY feature, cell
+) GROUP BY feature
 """
 
 
@@ -70,8 +71,8 @@ class GridCounts:
     current: np.ndarray
     current_below: int
     current_above: int
-    below_distance: float
-    above_distance: float
+    #: Σ (lo − y) over current values below the range plus Σ (y − hi) over those above it.
+    outside_distance: float
 
     @property
     def width(self) -> float:
@@ -112,7 +113,7 @@ class GridCounts:
         cur_below = self.current_below + np.concatenate(([0], np.cumsum(self.current)))
         gap = np.abs(ref_cdf - cur_below / m)
         inside = float(self.width * (gap[:-1] + gap[1:]).sum() / 2.0)
-        w1 = (self.below_distance + self.above_distance) / m + inside
+        w1 = self.outside_distance / m + inside
         if not ks:
             return EcdfDistances(n, m, w1)
         # Just below lo the reference's ECDF is 0 and the current's is below/m.
@@ -139,39 +140,33 @@ def _cells(
     source: str,
     params: dict[str, Any],
     grids: dict[str, tuple[float, float, int, int]],
-) -> dict[str, tuple[np.ndarray, int, int, float, float]]:
+) -> dict[str, tuple[np.ndarray, int, int, float]]:
+    """Per feature: cell counts, counts below and above the range, summed distance outside."""
     names = list(grids)
-    query_params = {
-        **params,
-        "names": names_param(names),
-        "lo": [grids[n][0] for n in names],
-        "hi": [grids[n][1] for n in names],
-        "scale": [g[2] / (g[1] - g[0]) if g[1] > g[0] else 0.0 for g in (grids[n] for n in names)],
-        "last": [grids[n][2] - 1 for n in names],
-    }
-    table = store.query(_CELLS.replace("{source}", source), query_params)
-    features = table.column("feature").to_pylist()
-    cells = table.column("cell").to_numpy()
-    counts = table.column("c").to_numpy()
-    sums = table.column("s").to_numpy()
-    out: dict[str, tuple[np.ndarray, int, int, float, float]] = {}
-    order: dict[str, list[int]] = {}
-    for i, name in enumerate(features):
-        order.setdefault(str(name), []).append(i)
-    for name, rows in order.items():
-        idx = np.asarray(rows)
-        c, n, s = cells[idx], counts[idx], sums[idx]
-        hist = np.zeros(grids[name][2], dtype=np.int64)
-        inner = c >= 0
-        hist[c[inner]] = n[inner]
-        below, above = c == -1, c == -2
-        out[name] = (
-            hist,
-            int(n[below].sum()),
-            int(n[above].sum()),
-            float(s[below].sum()),
-            float(s[above].sum()),
-        )
+    table = store.query(
+        _CELLS.replace("{source}", source),
+        {
+            **params,
+            "names": names_param(names),
+            "lo": [grids[n][0] for n in names],
+            "hi": [grids[n][1] for n in names],
+            "scale": [
+                g[2] / (g[1] - g[0]) if g[1] > g[0] else 0.0 for g in map(grids.__getitem__, names)
+            ],
+            "cells": [grids[n][2] for n in names],
+            "end": max(g[2] for g in grids.values()) + 1,
+        },
+    )
+    out = {}
+    for name, cells, outside in zip(
+        table.column("feature").to_pylist(),
+        table.column("cells").to_pylist(),
+        table.column("outside").to_pylist(),
+        strict=True,
+    ):
+        g = grids[str(name)][2]
+        counts = np.asarray(cells, dtype=np.int64)  # index 0 is cell -1
+        out[str(name)] = (counts[1 : g + 1], int(counts[0]), int(counts[g + 1]), float(outside))
     return out
 
 
@@ -204,5 +199,5 @@ def grid_counts(
         reference = r[0].copy()
         reference[0] += r[1]
         reference[-1] += r[2]
-        out[name] = GridCounts(lo, hi, per_bin, reference, c[0], c[1], c[2], c[3], c[4])
+        out[name] = GridCounts(lo, hi, per_bin, reference, c[0], c[1], c[2], c[3])
     return out
