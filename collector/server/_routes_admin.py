@@ -13,14 +13,18 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from keelwatch.detectors import BaselineError, DriftRun, list_baselines, register_baseline
-from keelwatch.detectors._sql import Segment, segment_of
-from keelwatch.detectors._windows import (
+from keelwatch.detectors import (
     MAX_SEGMENT_VALUES,
     MAX_WINDOWS,
     Backfill,
+    BaselineError,
+    DriftRun,
+    list_baselines,
     parse_every,
+    register_baseline,
+    segment_of,
 )
+from keelwatch.detectors._sql import Segment
 
 from ._body import read_body
 from ._keys import ROLES, ApiKey

@@ -8,15 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from keelwatch.alerts import Alert, WebhookSender, evaluate_rules
-from keelwatch.detectors import Baseline, DriftRun, Window, get_baseline, run_drift, store_run
-from keelwatch.detectors._sql import Segment
-from keelwatch.detectors._windows import (
+from keelwatch.detectors import (
     MAX_SEGMENT_VALUES,
     Backfill,
+    Baseline,
+    DriftRun,
+    Window,
     backfill,
+    get_baseline,
     latest_count_window,
+    run_drift,
     segment_windows,
+    store_run,
 )
+from keelwatch.detectors._sql import Segment
 from keelwatch.store import Store
 
 from ._config import ServerConfig

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from keelwatch import _cli_cost
 from keelwatch._client import ServerClient, ServerError
 
 __all__ = ["main", "parse_duration", "parse_tag", "parse_time"]
@@ -138,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     dash = sub.add_parser("dashboard", help="open the Streamlit dashboards")
     dash.add_argument("--url", help="server URL (KEELWATCH_ENDPOINT, http://127.0.0.1:8787)")
     dash.add_argument("--port", type=int, default=8501)
+    _cli_cost.add_parsers(sub)
     return parser
 
 
@@ -407,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "dashboard":
             return _dashboard(args)
         client = ServerClient(args.url)
+        if args.command in ("prices", "cost"):
+            return _cli_cost.run(args, client)
         return _baseline(args, client) if args.command == "baseline" else _detect(args, client)
     except ServerError as exc:
         print(f"keelwatch: {exc}", file=sys.stderr)
