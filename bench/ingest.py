@@ -10,7 +10,9 @@ In one run:
 2. **server over HTTP**: ``keelwatch serve``'s app in a subprocess (uvicorn, embedded store, no
    keys, loopback); this process is the client, ``--clients`` threads posting ``--batches``
    batches of ``--batch`` records x ``--features`` numeric features, once as JSON and once as
-   Arrow IPC streams. Reported: predictions/s and the ratio to direct inserts of the same size.
+   Arrow IPC streams. Reported: predictions/s, the ratio to direct inserts, and the CPU time
+   per record of the server process (all threads, from ``/proc``, including the merges of the
+   2 s after the run) and of this client process: the steadier figures on a shared machine.
 3. **drift query**: ``--rows`` predictions over 4 models and 2 days inserted directly, then the
    latency of one-day, one-model drift aggregations (a 10-bin histogram of one feature, and of
    every feature) with and without ``FINAL``.

@@ -5,7 +5,8 @@ dwarfs the cost of 1,000 rows, so inserting each request's batch on its own caps
 tens of thousands of rows per second. Requests hand their batch to one flusher thread and wait;
 while it inserts, the next requests queue up, and the flusher takes them all at once next time
 (no timer: an idle server inserts a lone batch at once). Each request is answered only after the
-insert that carried its rows succeeded (or was spooled), so acknowledgement still means stored.
+inner writer took its group: inserted (``DirectWriter``) or appended to the fsync'd spool and
+queued for a larger insert behind (``SpoolingWriter``), so acknowledgement still means durable.
 
 Deduplication: the combined insert's token is the hash of its batches' tokens, and the tokens of
 recently written batches are remembered, so a retried request is dropped here even when it

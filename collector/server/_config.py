@@ -44,9 +44,11 @@ class ServerConfig:
     max_decompressed_bytes: int = 64 * 1024 * 1024
     #: Seconds API keys are cached; a revoked key stops working within this time.
     key_cache_ttl_s: float = 2.0
-    #: Group commit: an insert may wait up to ``insert_linger_s`` for ``insert_min_rows`` rows
-    #: from concurrent requests (each insert has a fixed cost; bigger ones amortise it). Off by
-    #: default: requests queued during an insert are merged anyway, with no added latency.
+    #: Group commit in front of the writer: a group may wait up to ``insert_linger_s`` for
+    #: ``insert_min_rows`` rows from concurrent requests. Off by default. With the spool on, the
+    #: request is acknowledged once its group is spooled, and the spool's inserter groups
+    #: inserts itself (up to 0.25 s or 50,000 rows, see ``SpoolingWriter``), so lingering here
+    #: would only delay acknowledgements; it matters with ``spool_max_bytes=0``.
     insert_min_rows: int = 20_000
     insert_linger_s: float = 0.0
     #: Where batches wait while the store is down ("": ``<embedded store>/keelwatch-spool``,
