@@ -18,7 +18,18 @@ from keelwatch.environ import (
     env_str,
 )
 
-__all__ = ["alerts", "connect", "drift_history", "latest_run", "models", "volume"]
+__all__ = [
+    "ALL_TRAFFIC",
+    "Scope",
+    "alerts",
+    "connect",
+    "drift_history",
+    "latest_run",
+    "models",
+    "scope_label",
+    "scopes",
+    "volume",
+]
 
 
 def connect(url: str | None = None, api_key: str | None = None) -> Any:
@@ -52,25 +63,54 @@ def models(client: Any) -> list[str]:
     return [str(m) for m in frame["model"]] if not frame.empty else []
 
 
-def drift_history(client: Any, model: str) -> pd.DataFrame:
-    """Every drift result of ``model``: one row per window end, feature and method."""
+#: The drift results of one model's whole traffic, a version, a deployment slot or a tag
+#: segment (``tenant=acme``); ("", "", "") is every prediction of the model.
+Scope = tuple[str, str, str]
+ALL_TRAFFIC: Scope = ("", "", "")
+_SCOPE = (
+    "model = {m:String} AND version = {ver:String} AND slot = {slot:String} "
+    "AND segment = {seg:String}"
+)
+
+
+def scopes(client: Any, model: str) -> list[Scope]:
+    """The (version, slot, segment) scopes ``model`` has drift results for, all traffic first."""
+    frame = client.query_df(
+        "SELECT DISTINCT version, slot, segment FROM drift_results WHERE model = {m:String} "
+        "ORDER BY version, slot, segment",
+        parameters={"m": model},
+    )
+    found = [(str(r.version), str(r.slot), str(r.segment)) for r in frame.itertuples()]
+    return [ALL_TRAFFIC] + [s for s in found if s != ALL_TRAFFIC]
+
+
+def scope_label(scope: Scope) -> str:
+    parts = [f"version {scope[0]}" if scope[0] else "", f"slot {scope[1]}" if scope[1] else ""]
+    parts.append(scope[2])
+    return ", ".join(p for p in parts if p) or "all traffic"
+
+
+def _scoped(model: str, scope: Scope) -> dict[str, str]:
+    return {"m": model, "ver": scope[0], "slot": scope[1], "seg": scope[2]}
+
+
+def drift_history(client: Any, model: str, scope: Scope = ALL_TRAFFIC) -> pd.DataFrame:
+    """Every drift result of ``model`` in ``scope``: one row per window end, feature and method."""
     return client.query_df(
         "SELECT window_end, feature, kind, method, score, p_value, threshold, drifted, deciding, "
-        "n_current "
-        "FROM drift_results WHERE model = {m:String} ORDER BY window_end, feature, method",
-        parameters={"m": model},
+        f"n_current FROM drift_results WHERE {_SCOPE} ORDER BY window_end, feature, method",
+        parameters=_scoped(model, scope),
     )
 
 
-def latest_run(client: Any, model: str) -> pd.DataFrame:
-    """The results of ``model``'s most recent detector run."""
+def latest_run(client: Any, model: str, scope: Scope = ALL_TRAFFIC) -> pd.DataFrame:
+    """The results of ``model``'s most recent detector run in ``scope``."""
     return client.query_df(
         "SELECT feature, kind, method, deciding, score, p_value, p_adjusted, threshold, drifted, "
-        "n_reference, n_current "
-        "FROM drift_results WHERE model = {m:String} AND run_id = ("
-        " SELECT argMax(run_id, computed_at) FROM drift_results WHERE model = {m:String}) "
+        f"n_reference, n_current FROM drift_results WHERE {_SCOPE} AND run_id = ("
+        f" SELECT argMax(run_id, computed_at) FROM drift_results WHERE {_SCOPE}) "
         "ORDER BY feature, method",
-        parameters={"m": model},
+        parameters=_scoped(model, scope),
     )
 
 

@@ -26,7 +26,8 @@ if not model_names:
     st.stop()
 
 model = st.sidebar.selectbox("Model", model_names)
-history = data.drift_history(client, model)
+scope = st.sidebar.selectbox("Scope", data.scopes(client, model), format_func=data.scope_label)
+history = data.drift_history(client, model, scope)
 traffic = data.volume(client, model)
 
 total = int(traffic["predictions"].sum()) if not traffic.empty else 0
@@ -61,7 +62,7 @@ else:
     st.altair_chart(line + rule, use_container_width=True)
 
     st.subheader("Latest run")
-    latest = data.latest_run(client, model)
+    latest = data.latest_run(client, model, scope)
     drifted = sorted(set(latest.loc[latest["drifted"] == 1, "feature"]))
     st.write(f"Drifted features: {', '.join(drifted) if drifted else 'none'}")
     st.dataframe(

@@ -44,11 +44,24 @@ def test_dashboard_shows_drift_over_time(store, live_server, tmp_path, monkeypat
             store, run_drift(store, baseline, Window("churn", end - timedelta(minutes=5), end))
         )
 
+    # A later run of one tag segment (no predictions carry that tag, so nothing drifts there)
+    # must not become the model's "latest run".
+    segment = (("tenant", "acme"),)
+    end = datetime.fromtimestamp(now, timezone.utc)
+    window = Window("churn", end - timedelta(hours=1), end, segment=segment)
+    store_run(store, run_drift(store, baseline, window))
+
     with live_server(
         create_app(ServerConfig(data_dir=str(tmp_path), detect_interval_s=0), store=store)
     ) as server:
         monkeypatch.setenv("KEELWATCH_ENDPOINT", server.url)
         app = AppTest.from_file(str(APP), default_timeout=60).run()
+        scope = app.sidebar.selectbox[1]
+        assert scope.value == ("", "", "")
+        assert scope.options == ["all traffic", "tenant=acme"]
+        # Checked below, after the whole-traffic view.
+        segment_view = AppTest.from_file(str(APP), default_timeout=60).run()
+        segment_view.sidebar.selectbox[1].set_value(("", "", "tenant=acme")).run()
 
     assert not app.exception, app.exception
     assert app.sidebar.selectbox[0].value == "churn"
@@ -58,6 +71,10 @@ def test_dashboard_shows_drift_over_time(store, live_server, tmp_path, monkeypat
     latest = app.dataframe[0].value
     assert set(latest["feature"]) == {"age", "plan"}
     assert "Drifted features: age" in [m.value for m in app.markdown]
+
+    assert not segment_view.exception, segment_view.exception
+    assert [m.value for m in segment_view.metric][2] == "1"
+    assert "Drifted features: none" in [m.value for m in segment_view.markdown]
 
 
 def test_dashboard_explains_an_unreachable_server(monkeypatch):
