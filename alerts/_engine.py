@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
-from keelwatch.detectors import DriftRun
+from keelwatch.detectors import DriftRun, format_segment
 from keelwatch.store import Store
 
 from ._rules import Rule
@@ -46,11 +46,27 @@ def metric_value(run: DriftRun, metric: str) -> float:
     raise ValueError(f"unknown metric {metric!r}")
 
 
-def _last_fired(store: Store, project: str, model: str, rule: str) -> float | None:
+def _last_fired(store: Store, run: DriftRun, rule: str) -> float | None:
+    """When ``rule`` last fired for the run's model and scope (version, slot, tag segment).
+
+    The cooldown is per scope: one tenant's alert must not silence another's. The scope is
+    read from the stored payload (alerts from before segments have none: the whole model).
+    """
+    w = run.window
     rows = store.query(
         "SELECT toUnixTimestamp64Milli(max(created_at)) AS t, count() AS n FROM alerts "
-        "WHERE project = {p:String} AND model = {m:String} AND rule = {r:String}",
-        {"p": project, "m": model, "r": rule},
+        "WHERE project = {p:String} AND model = {m:String} AND rule = {r:String} "
+        "AND JSONExtractString(payload, 'version') = {ver:String} "
+        "AND JSONExtractString(payload, 'slot') = {slot:String} "
+        "AND JSONExtractString(payload, 'segment') = {seg:String}",
+        {
+            "p": w.project,
+            "m": run.model,
+            "r": rule,
+            "ver": w.version,
+            "slot": w.slot,
+            "seg": format_segment(w.segment),
+        },
     ).to_pylist()
     return rows[0]["t"] / 1000.0 if rows and rows[0]["n"] else None
 
@@ -112,15 +128,17 @@ def evaluate_rules(
         value = metric_value(run, rule.metric)
         if not rule.fires(value):
             continue
-        last = _last_fired(store, project, run.model, rule.name)
+        last = _last_fired(store, run, rule.name)
         if last is not None and now() - last < rule.cooldown_s:
             continue
         drifted = [
             {"feature": r.feature, "method": r.method, "score": r.score, "threshold": r.threshold}
             for r in run.drifted_features
         ]
+        segment = format_segment(run.window.segment)
+        scope = f" [{segment}]" if segment else ""
         summary = (
-            f"{run.model}: {rule.metric} = {value:.3g} {rule.op} {rule.threshold:g} "
+            f"{run.model}{scope}: {rule.metric} = {value:.3g} {rule.op} {rule.threshold:g} "
             f"({len(drifted)} of {len(run.deciding)} features drifted)"
         )
         payload: dict[str, object] = {
@@ -134,6 +152,7 @@ def evaluate_rules(
             "window": {"start": run.window.start.isoformat(), "end": run.window.end.isoformat()},
             "version": run.window.version,
             "slot": run.window.slot,
+            "segment": segment,
             "baseline_id": run.baseline_id,
             "run_id": run.run_id,
             "drifted_features": drifted,
