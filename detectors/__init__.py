@@ -43,6 +43,7 @@ from ._multivariate import DomainClassifierDrift, domain_classifier_drift
 from ._operations import Operations, operations
 from ._performance import Classification, Regression, classification, regression
 from ._quality import FeatureQuality, Quality, quality
+from ._reconstruction import ReconstructionDrift, reconstruction_drift
 from ._sql import Window, format_segment, parse_segment, segment_of
 from ._thresholds import CalibratedThreshold, as_feature_thresholds, calibrate_thresholds
 from ._windows import (
@@ -83,6 +84,7 @@ __all__ = [
     "Operations",
     "PriceError",
     "Quality",
+    "ReconstructionDrift",
     "Regression",
     "ReliabilityPoint",
     "TokenPrice",
@@ -119,6 +121,7 @@ __all__ = [
     "parse_segment",
     "psi",
     "quality",
+    "reconstruction_drift",
     "register_baseline",
     "regression",
     "run_drift",

@@ -11,11 +11,13 @@ from keelwatch.store import Store
 from ._baseline import get_baseline
 from ._calibration import Calibration, calibration
 from ._config import DriftConfig
+from ._cost import Cost, cost
 from ._drift import DriftRun, run_drift
 from ._multivariate import DomainClassifierDrift, domain_classifier_drift
 from ._operations import Operations, operations
 from ._performance import Classification, Regression, classification, regression
 from ._quality import Quality, quality
+from ._reconstruction import ReconstructionDrift, reconstruction_drift
 from ._sql import Segment, Window, segment_of
 from ._windows import latest_count_window
 
@@ -27,7 +29,8 @@ class Detection:
     """All detector results of one window; parts that do not apply are ``None`` or empty.
 
     ``drift`` and ``quality`` need a registered baseline; ``classification``, ``calibration``
-    and ``regression`` need outcomes joined by ``prediction_id``.
+    and ``regression`` need outcomes joined by ``prediction_id``; ``cost`` (per version and
+    slot) counts predictions without an effective price as unpriced.
     """
 
     window: Window
@@ -39,6 +42,8 @@ class Detection:
     calibration: Calibration | None
     regression: Regression | None
     multivariate: DomainClassifierDrift | None = None
+    cost: tuple[Cost, ...] = ()
+    reconstruction: ReconstructionDrift | None = None
 
 
 def detect(
@@ -59,7 +64,7 @@ def detect(
     calibration_strategy: str = "uniform",
     multivariate: bool = False,
 ) -> Detection:
-    """Run drift, data quality, operations, performance and calibration over a window.
+    """Run drift, data quality, operations, performance, calibration and cost over a window.
 
     The window is ``[start, end)`` of ``model``, narrowed to ``version``, ``slot`` and the tag
     ``segment`` when given; with ``count`` it is the ``count`` most recent predictions of that
@@ -69,7 +74,8 @@ def detect(
         segment: tag ``(key, value)`` pairs (or a mapping) that must all match.
         baseline_version: which baseline to compare with (default: the newest).
         positive: the positive class label of a binary classifier.
-        multivariate: also train the domain classifier (a few seconds; scikit-learn).
+        multivariate: also the multivariate detectors, the domain classifier (a few seconds;
+            scikit-learn) and the PCA reconstruction error (in SQL).
     """
     window = Window(model, start, end, project, version, slot, segment_of(segment))
     if count:
@@ -84,7 +90,11 @@ def detect(
         classification=classification(store, window, positive),
         calibration=calibration(store, window, positive, calibration_bins, calibration_strategy),
         regression=regression(store, window),
+        cost=cost(store, window),
         multivariate=(
             domain_classifier_drift(store, baseline, window) if baseline and multivariate else None
+        ),
+        reconstruction=(
+            reconstruction_drift(store, baseline, window) if baseline and multivariate else None
         ),
     )

@@ -16,6 +16,7 @@ from keelwatch.detectors import (
     operations,
     quality,
     register_baseline,
+    set_compute_price,
 )
 from keelwatch.store import Store
 
@@ -101,3 +102,8 @@ def test_detect_runs_everything(store: Store, rng: np.random.Generator, insert: 
     assert found.operations[0].calls == 300
     assert found.classification is None and found.calibration is None and found.regression is None
     assert found.multivariate is not None and found.multivariate.drifted
+    assert found.reconstruction is None  # one numeric feature: PCA does not apply
+    assert [c.unpriced for c in found.cost] == [300]
+    set_compute_price(store, "m", 1.0, 0.002, effective_from=start)
+    priced = detect(store, "m", start, start + timedelta(hours=1)).cost
+    assert [(c.priced, c.compute_cost) for c in priced] == [(300, pytest.approx(0.6))]
