@@ -184,13 +184,14 @@ class SpoolingWriter:
             self._held_rows += data.num_rows if keep else 0
             self._seq += 1
             entry = _Entry(table, token, ref, data.num_rows, self._seq, data if keep else None)
-            if not self._queue:
+            first = not self._queue
+            if first:
                 self._oldest = time.monotonic()
             self._queue.append(_Unit(table, [entry]))
             self._queued.add(token)
             self._queued_rows += entry.rows
-            if self._queued_rows >= self.min_rows or self._hurry:
-                self._changed.notify_all()
+            if first or self._queued_rows >= self.min_rows or self._hurry:
+                self._changed.notify_all()  # an idle inserter starts its linger
 
     def barrier(self, sql: str) -> None:
         """Wait until every batch queued before this call is stored, if ``sql`` names a table

@@ -125,6 +125,19 @@ def test_outage_is_spooled_then_replayed_once(store: EmbeddedStore, tmp_path: Pa
         writer.close()
 
 
+def test_a_lone_batch_is_inserted_after_the_linger(store: EmbeddedStore, tmp_path: Path) -> None:
+    flaky = FlakyStore(store)  # no read barrier: only the inserter's own clock moves it
+    writer = SpoolingWriter(flaky, Spool(tmp_path, 1 << 20), linger_s=0.05)
+    try:
+        writer.write("predictions", batch(["a"]), "tok-1")
+        deadline = time.monotonic() + 10
+        while writer.spool.size and time.monotonic() < deadline:
+            time.sleep(0.01)  # the inserter thread's linger: nothing to inject
+        assert ids_in(store) == ["a"]
+    finally:
+        writer.close()
+
+
 class GatedStore(FlakyStore):
     """Inserts wait for ``gate`` and are recorded; reads honour the writer's barrier."""
 
