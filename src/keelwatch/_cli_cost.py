@@ -20,6 +20,7 @@ import math
 import sys
 from typing import Any
 
+from keelwatch._cli_args import parse_time
 from keelwatch._client import ServerClient
 
 __all__ = ["add_parsers", "format_cost", "format_prices", "run"]
@@ -43,9 +44,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def add_parsers(subparsers: Any) -> None:
     """Add ``prices`` and ``cost`` to the ``keelwatch`` command's sub-parsers."""
-    # Imported here: keelwatch.cli imports this module to build its parser.
-    from keelwatch.cli import parse_time
-
     prices = subparsers.add_parser("prices", help="record and list compute and token prices")
     actions = prices.add_subparsers(dest="action", required=True)
     when = {
