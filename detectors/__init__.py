@@ -14,17 +14,7 @@ from ._baseline import (
 from ._binning import doane_edges, sturges_edges
 from ._calibration import Calibration, ReliabilityPoint, calibration, multiclass_calibration
 from ._config import DEFAULT_THRESHOLDS, METHODS, P_VALUE_METHODS, DriftConfig, evidently_method
-from ._cost import (
-    ComputePrice,
-    Cost,
-    PriceError,
-    TokenPrice,
-    cost,
-    list_compute_prices,
-    list_token_prices,
-    set_compute_price,
-    set_token_price,
-)
+from ._cost import Cost, cost
 from ._detect import Detection, detect
 from ._drift import DriftResult, DriftRun, run_drift, store_run
 from ._methods import (
@@ -42,6 +32,15 @@ from ._multiple import adjust_p_values
 from ._multivariate import DomainClassifierDrift, domain_classifier_drift
 from ._operations import Operations, operations
 from ._performance import Classification, Regression, classification, regression
+from ._prices import (
+    ComputePrice,
+    PriceError,
+    TokenPrice,
+    list_compute_prices,
+    list_token_prices,
+    set_compute_price,
+    set_token_price,
+)
 from ._quality import FeatureQuality, Quality, quality
 from ._reconstruction import ReconstructionDrift, reconstruction_drift
 from ._sql import Window, format_segment, parse_segment, segment_of

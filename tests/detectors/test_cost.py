@@ -17,10 +17,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from keelwatch.detectors import Window
-from keelwatch.detectors._cost import (
+from keelwatch.detectors import (
     Cost,
     PriceError,
+    Window,
     cost,
     list_compute_prices,
     list_token_prices,
