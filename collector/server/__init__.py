@@ -7,7 +7,7 @@ from ._config import ServerConfig
 from ._ingest import Batch, RecordError, parse_outcomes, parse_predictions
 from ._keys import ApiKey, KeyRing, NewKey
 from ._keys_cli import keys_main
-from ._routes_admin import run_to_json
+from ._routes_detect import run_to_json
 from ._service import DetectionOutcome, Monitoring, NoBaseline
 
 __all__ = [

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keelwatch.store import EmbeddedStore, Store, StoreError, apply_retention, open_store
 
-from . import _routes_admin, _routes_cost, _routes_ingest, _routes_ops
+from . import _routes_admin, _routes_cost, _routes_detect, _routes_ingest, _routes_ops
 from ._auth import Denied, authorize, permission_for
 from ._coalesce import CoalescingWriter
 from ._config import ServerConfig
@@ -151,6 +151,7 @@ def create_app(config: ServerConfig, store: Store | None = None) -> FastAPI:
     app.add_middleware(_Authenticate, config=config)
     app.include_router(_routes_ingest.router)
     app.include_router(_routes_admin.router)
+    app.include_router(_routes_detect.router)
     app.include_router(_routes_ops.router)
     app.include_router(_routes_cost.router)
     return app
