@@ -15,6 +15,7 @@ whether exactly the shifted/scaled features were flagged.
 
     .venv/bin/python bench/drift_scale.py                       # 10M x 100, ~10 min of loading
     .venv/bin/python bench/drift_scale.py --rows 1000000        # a quick look
+    .venv/bin/python bench/drift_scale.py --keep /tmp/kw-scale  # load once, detect again later
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -151,6 +153,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="detection runs (median)")
     parser.add_argument("--step", choices=("load", "detect"), help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--keep", metavar="DIR", help="keep the loaded store in DIR and reuse it when it exists"
+    )
     args = parser.parse_args()
     if args.step:
         print(json.dumps(load(args) if args.step == "load" else detect_worker(args)))
@@ -160,12 +165,16 @@ def main() -> None:
         f"baseline {args.reference_rows:,} rows"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        loaded = _spawn("load", args, f"{tmp}/store")
-        print(
-            f"load: register baseline {loaded['register_s']:.1f} s, "
-            f"insert window {loaded['insert_s']:.1f} s"
-        )
-        runs = [_spawn("detect", args, f"{tmp}/store") for _ in range(args.repeat)]
+        store = f"{args.keep}/store" if args.keep else f"{tmp}/store"
+        if args.keep and Path(store).exists():
+            print(f"reusing the store in {store}")
+        else:
+            loaded = _spawn("load", args, store)
+            print(
+                f"load: register baseline {loaded['register_s']:.1f} s, "
+                f"insert window {loaded['insert_s']:.1f} s"
+            )
+        runs = [_spawn("detect", args, store) for _ in range(args.repeat)]
     for key in ("scan_s", "drift_s", "detect_s", "peak_rss_mb"):
         print(f"  {key:12s} " + " ".join(f"{r[key]:8.2f}" for r in runs))
     median = {k: float(np.median([r[k] for r in runs])) for k in runs[0] if k != "flagged"}
