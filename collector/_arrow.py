@@ -81,11 +81,9 @@ class ArrowRows:
             self._names.update(keys)
         spec_row = self._specs.get(spec)
         if spec_row is None:
-            if not all(map(_name_ok, spec.tags)) or (
-                # The collector reads a null tag as "" (not as missing): one set of tag names
-                # per Arrow batch; a function with others goes as JSON.
-                self._specs and set(spec.tags) != set(next(iter(self._specs)).tags)
-            ):
+            # Functions with different tag names share a batch: the collector reads a null
+            # tag as an absent one.
+            if not all(map(_name_ok, spec.tags)):
                 return False
             spec_row = self._specs[spec] = len(self._specs)
         if isinstance(output, dict):

@@ -127,7 +127,9 @@ def _text(
         checks.add(missing, name, "is required")
         checks.add(lengths == 0, name, "must not be empty")
     checks.add(lengths > limit, name, f"is longer than {limit} characters")
-    return column if name.startswith("features.") else pc.fill_null(column, "")
+    # A null feature or tag is absent from its map (as a missing JSON key); other text columns
+    # are plain strings where "" means none.
+    return column if name.startswith(("features.", "tags.")) else pc.fill_null(column, "")
 
 
 def _floats(

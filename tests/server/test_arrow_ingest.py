@@ -46,7 +46,7 @@ def good(n: int = 3, **columns: Any) -> dict[str, Any]:
 
 
 def test_arrow_rows_equal_json_rows() -> None:
-    data = good()
+    data = good(**{"tags.tenant": ["acme", None, "globex"]})  # a null tag is an absent tag
     arrow = parse_arrow("predictions", stream(pa.table(data)), "proj", NOW)
     records = [
         {
@@ -65,7 +65,7 @@ def test_arrow_rows_equal_json_rows() -> None:
                 "value": data["output.value"][i],
                 "proba": data["output.proba"][i],
             },
-            "tags": {"tenant": "acme"},
+            "tags": {} if i == 1 else {"tenant": data["tags.tenant"][i]},
         }
         for i in range(3)
     ]
