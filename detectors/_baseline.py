@@ -9,12 +9,19 @@ feature the count, nulls, min/max, mean, standard deviation (population, ddof=0)
 capped distinct count and Sturges bin edges with their counts; per categorical feature the
 category counts. Baselines are versioned per model and carry lineage (source, content hash,
 feature schema, who registered them and when).
+
+A parquet or CSV path given to the embedded store is copied by the engine itself
+(:mod:`._baseline_file`), never loaded into pandas; other sources, and every source of a
+ClickHouse server (which cannot see this machine's files), go through a pandas data frame.
+Both store the same rows. The content hash is the sha256 of the file's bytes for a path,
+whichever way it is read, and of pandas' row hashes for a data frame.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +34,7 @@ import pyarrow as pa
 
 from keelwatch.store import Store
 
+from ._baseline_file import FileError, FileRows, copy_file, file_hash, sql_file
 from ._binning import sturges_edges
 
 __all__ = [
@@ -136,9 +144,23 @@ def _map_column(
 
 
 def _category_strings(column: pd.Series) -> np.ndarray:
+    """Each value as the text stored; booleans as ``"true"``/``"false"``, as the SDK sends them.
+
+    Nulls become placeholders the caller masks out; pandas keeps booleans with nulls as
+    ``object`` (parquet, CSV) or ``boolean`` columns, whose values must not become "True".
+    """
     if pd.api.types.is_bool_dtype(column.dtype):
-        return np.where(column.to_numpy(dtype=bool), "true", "false").astype(object)
-    return column.astype(str).to_numpy(dtype=object)
+        flags = column.fillna(False).to_numpy(dtype=bool)
+        return np.where(flags, "true", "false").astype(object)
+    texts = column.astype(str).to_numpy(dtype=object)
+    if column.dtype == object:
+        values = column.to_numpy(dtype=object)
+        is_bool = np.fromiter(
+            (isinstance(v, (bool, np.bool_)) for v in values), dtype=bool, count=len(values)
+        )
+        if is_bool.any():
+            texts[is_bool] = np.where(values[is_bool].astype(bool), "true", "false")
+    return texts
 
 
 def _rows_table(
@@ -273,20 +295,35 @@ def _categorical_profile(store: Store, baseline_id: str, name: str, total: int) 
     return FeatureProfile(name, "categorical", n, total - n, categories=categories)
 
 
-def register_baseline(
-    store: Store, model: str, source: Any, *, created_by: str = "", project: str = "default"
-) -> Baseline:
-    """Copy ``source`` (CSV/parquet path or data frame) into the store and profile it there."""
-    if not model:
-        raise BaselineError("model must not be empty")
+def _copy_file(store: Store, baseline_id: str, source: Any) -> FileRows | None:
+    """Copy a parquet/CSV file inside the embedded engine; None where pandas must read it."""
+    target = sql_file(store, source)
+    if target is None:
+        return None
+    path, fmt = target
+    try:
+        copied = copy_file(store, baseline_id, path, fmt)
+    except FileError as exc:
+        raise BaselineError(f"cannot read baseline file {Path(source)}: {exc}") from exc
+    if copied is not None and copied.row_count == 0:
+        raise BaselineError(f"baseline {Path(source)} has no rows")
+    return copied
+
+
+def _copy_frame(
+    store: Store, baseline_id: str, source: Any
+) -> tuple[list[str], list[str], int, str, str]:
+    """Read ``source`` into pandas and copy it: features by kind, rows, source and hash."""
     frame, where = load_frame(source)
     if frame.empty:
         raise BaselineError(f"baseline {where} has no rows")
     numeric, categorical = _split(frame)
-    content_hash = hashlib.sha256(
-        pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
-    ).hexdigest()
-    baseline_id = uuid.uuid4().hex
+    if isinstance(source, (str, os.PathLike)):
+        content_hash = file_hash(Path(source))  # as a file read by the engine
+    else:
+        content_hash = hashlib.sha256(
+            pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+        ).hexdigest()
     # Numeric values go to baseline_values (one insert per feature keeps memory at one column),
     # and sorted once to baseline_sorted for the exact ECDF detectors; baseline_rows keeps the
     # categorical values of each row.
@@ -295,7 +332,23 @@ def register_baseline(
         store.insert("baseline_sorted", _sorted_table(baseline_id, name, frame[name]))
     if categorical:
         store.insert("baseline_rows", _rows_table(baseline_id, frame, [], categorical))
-    total = len(frame)
+    return numeric, categorical, len(frame), where, content_hash
+
+
+def register_baseline(
+    store: Store, model: str, source: Any, *, created_by: str = "", project: str = "default"
+) -> Baseline:
+    """Copy ``source`` (CSV/parquet path or data frame) into the store and profile it there."""
+    if not model:
+        raise BaselineError("model must not be empty")
+    baseline_id = uuid.uuid4().hex
+    copied = _copy_file(store, baseline_id, source)
+    if copied is not None:
+        numeric, categorical = list(copied.numeric), list(copied.categorical)
+        total, where = copied.row_count, str(Path(source))
+        content_hash = file_hash(Path(source))
+    else:
+        numeric, categorical, total, where, content_hash = _copy_frame(store, baseline_id, source)
     profiles = _numeric_profiles(store, baseline_id, numeric, total)
     features = tuple(
         [profiles[name] for name in numeric]
