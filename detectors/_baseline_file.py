@@ -41,13 +41,13 @@ __all__ = ["PANDAS_NA", "FileError", "FileRows", "copy_file", "file_hash", "sql_
 
 _FORMATS = {".parquet": "Parquet", ".pq": "Parquet", ".csv": "CSVWithNames", ".txt": "CSVWithNames"}
 
-# Constant settings of each read (never user input). CSV: every column as text (classified
-# below), spaces kept and single quotes literal as in pandas, one parsing stream so that
+# Constant settings of each read (never user input). CSV: spaces kept and single quotes literal
+# as in pandas, trailing blank lines skipped as pandas does, one parsing stream so that
 # ``_row_number`` is exact.
 _SETTINGS = {
     "Parquet": "",
-    "CSVWithNames": " SETTINGS input_format_csv_use_best_effort_in_schema_inference = 0, "
-    "input_format_csv_trim_whitespaces = 0, format_csv_allow_single_quotes = 0, "
+    "CSVWithNames": " SETTINGS input_format_csv_trim_whitespaces = 0, "
+    "format_csv_allow_single_quotes = 0, input_format_csv_skip_trailing_empty_lines = 1, "
     "input_format_parallel_parsing = 0",
 }
 
@@ -142,12 +142,21 @@ class _Reader:
         self.store = store
         self.path = path
         self.fmt = fmt
-        self.source = f"file({{path:String}}, '{fmt}')"
         self.settings = _SETTINGS[fmt]
+        #: The CSV columns as ``file()``'s structure argument, once known.
+        self.structure = ""
+
+    @property
+    def source(self) -> str:
+        if self.structure:
+            return f"file({{path:String}}, '{self.fmt}', {{structure:String}})"
+        return f"file({{path:String}}, '{self.fmt}')"
 
     def _params(self, params: Mapping[str, Any], columns: Sequence[str] = ()) -> dict[str, str]:
         bound = {name: format_param(value) for name, value in params.items()}
         bound["path"] = format_param(str(self.path))
+        if self.structure:
+            bound["structure"] = format_param(self.structure)
         # Identifier parameters are taken as they are, not in the escaped text form.
         bound.update({f"c{i}": name for i, name in enumerate(columns)})
         return bound
@@ -202,19 +211,25 @@ def _plan(reader: _Reader) -> tuple[list[_Column], int] | None:
     """The features of the file and its record count, or None if pandas must read it."""
     if reader.fmt == "Parquet":
         return _plan_parquet(reader)
+    # CSV: the header read here, every column as text. The engine's own schema inference looks
+    # at the first 25,000 records only (pandas at all of them) and rejects trailing blank lines.
     header = _csv_header(reader.path)
-    _check_names(header)
     if not header:
         raise FileError("no columns")
+    _check_names(header)
+    if len(header) == 1:
+        return None  # pandas skips blank lines, which the engine reads as null records
+    reader.structure = ", ".join(f"{_quoted(name)} Nullable(String)" for name in header)
     try:
-        described = reader.query(f"DESCRIBE {reader.source}{reader.settings}")
-    except StoreError as exc:
-        if "(EMPTY_DATA_PASSED)" in str(exc):  # a header and no record
-            return [_Column(name, "numeric", "") for name in header], 0
+        return _classify_csv(reader, header)
+    except StoreUnavailable:
         raise
-    if [str(r["name"]) for r in described] != header:
-        return None  # the engine splits the header differently: leave it to pandas
-    return _classify_csv(reader, header)
+    except StoreError:
+        return None  # e.g. blank lines inside the file: pandas reads it, or says why not
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
 def _plan_parquet(reader: _Reader) -> tuple[list[_Column], int] | None:

@@ -284,7 +284,6 @@ def test_only_the_embedded_store_reads_files(store: Store, tmp_path: Path) -> No
         ("corrupt.parquet", b"PAR1 this is not parquet at all PAR1", "cannot read"),
         ("unnamed.csv", b"a,,c\n1,2,3\n", "column 2 has no name"),
         ("twice.csv", b"a,b,a\n1,2,3\n", "'a' appears more than once"),
-        ("ragged.csv", b"a,b\n1,2\n3,4,5\n", "cannot read"),
     ],
 )
 def test_bad_files(
@@ -297,3 +296,22 @@ def test_bad_files(
     assert str(path) in str(info.value)
     for table in ("baseline_values", "baseline_sorted", "baseline_rows", "baselines"):
         assert store.query(f"SELECT count() AS n FROM {table}").to_pylist() == [{"n": 0}]
+
+
+def test_csv_the_engine_cannot_read_goes_to_pandas(store: Store, tmp_path: Path) -> None:
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2\n3,4,5\n")
+    with pytest.raises(BaselineError, match=r"cannot read baseline file .*ragged\.csv"):
+        register_baseline(store, "m", ragged)
+    blank_inside = tmp_path / "blank.csv"
+    blank_inside.write_text("a,b\n1,x\n\n3,y\n")  # pandas skips the blank line
+    baseline = register_baseline(store, "m", blank_inside)
+    assert (baseline.row_count, baseline.feature("a").count) == (2, 2)
+
+
+def test_csv_trailing_blank_lines(store: Store, tmp_path: Path, no_pandas: None) -> None:
+    path = tmp_path / "reference.csv"
+    path.write_text("a,b\n1,x\n3,y\n\n\n")
+    baseline = register_baseline(store, "m", path)
+    assert (baseline.row_count, baseline.feature("a").count) == (2, 2)
+    assert baseline.feature("b").categories == {"x": 1, "y": 1}
