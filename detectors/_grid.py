@@ -36,7 +36,7 @@ from keelwatch.store import Store
 
 from ._baseline import FeatureProfile
 from ._ecdf import EcdfDistances
-from ._sql import CURRENT_NUM, REFERENCE_NUM, Window, names_param
+from ._sql import CURRENT_NUM, REFERENCE_NUM, WHERE_WINDOW, Window, names_param, window_count
 
 __all__ = ["DEFAULT_GRID_BINS", "GridCounts", "grid_counts"]
 
@@ -58,6 +58,30 @@ SELECT feature, countResample(-1, {end:Int64}, 1)(cell, cell) AS cells, sum(d) A
  FROM ({source})
 ) GROUP BY feature
 """
+
+# The window's rows whose feature map has its usual layout (the same keys in the same order, as
+# one model's calls send them) are counted position by position on the map's value array, one
+# countResample per position (-ForEach): no ARRAY JOIN and no per-value lookup, about 3x faster
+# at 100 features. Rows with another layout, if any, go through _CELLS. Non-finite values get
+# cell -2, outside the counted range, as the general query drops them.
+_LAYOUT = f"SELECT mapKeys(num) AS k FROM predictions WHERE {WHERE_WINDOW} LIMIT 1"
+_BY_POSITION = f"""
+SELECT countResampleForEach(-1, {{end:Int64}}, 1)(cells, cells) AS cells,
+ sumForEach(d) AS outside, count() AS n FROM (
+ SELECT mapValues(num) AS xs,
+  arrayMap((x, lo, hi, scale, g) -> if(isFinite(x), multiIf(x < lo, toInt64(-1), x > hi, g,
+   least(toInt64(floor((x - lo) * scale)), g - 1)), toInt64(-2)),
+   xs, {{lo:Array(Float64)}}, {{hi:Array(Float64)}}, {{scale:Array(Float64)}},
+   {{cells:Array(Int64)}}) AS cells,
+  arrayMap((x, lo, hi) -> if(isFinite(x), greatest(lo - x, 0.) + greatest(x - hi, 0.), 0.),
+   xs, {{lo:Array(Float64)}}, {{hi:Array(Float64)}}) AS d
+ FROM predictions WHERE {WHERE_WINDOW} AND mapKeys(num) = {{layout:Array(String)}}
+)
+"""
+_OTHER_LAYOUTS = CURRENT_NUM + " AND mapKeys(num) != {layout:Array(String)}"
+
+Grid = tuple[float, float, int, int]
+Cells = tuple[np.ndarray, int, int, float]
 
 
 @dataclass(frozen=True)
@@ -125,7 +149,7 @@ class GridCounts:
         return EcdfDistances(n, m, w1, float(candidates[i]), int(ref_below[at]), int(cur_below[at]))
 
 
-def _grid(profile: FeatureProfile, bins: int) -> tuple[float, float, int, int]:
+def _grid(profile: FeatureProfile, bins: int) -> Grid:
     """(lo, hi, cells, cells per Sturges bin) of a numeric baseline feature."""
     edges = profile.edges
     k = max(len(edges) - 1, 1)
@@ -135,27 +159,38 @@ def _grid(profile: FeatureProfile, bins: int) -> tuple[float, float, int, int]:
     return lo, hi, k * per_bin, per_bin
 
 
+def _grid_params(names: Sequence[str], grids: dict[str, Grid]) -> dict[str, Any]:
+    """Per-name grid parameters; names without a grid get a dummy one (their counts unused)."""
+    dummy = (0.0, 0.0, 1, 1)
+    chosen = [grids.get(n, dummy) for n in names]
+    return {
+        "lo": [g[0] for g in chosen],
+        "hi": [g[1] for g in chosen],
+        "scale": [g[2] / (g[1] - g[0]) if g[1] > g[0] else 0.0 for g in chosen],
+        "cells": [g[2] for g in chosen],
+        "end": max(g[2] for g in grids.values()) + 1,
+    }
+
+
+def _split(counts: np.ndarray, g: int, outside: float) -> Cells:
+    """(cells, below, above, outside distance) from a -1..end count array (index 0 is cell -1)."""
+    return counts[1 : g + 1], int(counts[0]), int(counts[g + 1]), float(outside)
+
+
+def _add(a: Cells | None, b: Cells) -> Cells:
+    if a is None:
+        return b
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
+
+
 def _cells(
-    store: Store,
-    source: str,
-    params: dict[str, Any],
-    grids: dict[str, tuple[float, float, int, int]],
-) -> dict[str, tuple[np.ndarray, int, int, float]]:
+    store: Store, source: str, params: dict[str, Any], grids: dict[str, Grid]
+) -> dict[str, Cells]:
     """Per feature: cell counts, counts below and above the range, summed distance outside."""
     names = list(grids)
     table = store.query(
         _CELLS.replace("{source}", source),
-        {
-            **params,
-            "names": names_param(names),
-            "lo": [grids[n][0] for n in names],
-            "hi": [grids[n][1] for n in names],
-            "scale": [
-                g[2] / (g[1] - g[0]) if g[1] > g[0] else 0.0 for g in map(grids.__getitem__, names)
-            ],
-            "cells": [grids[n][2] for n in names],
-            "end": max(g[2] for g in grids.values()) + 1,
-        },
+        {**params, "names": names_param(names), **_grid_params(names, grids)},
     )
     out = {}
     for name, cells, outside in zip(
@@ -164,9 +199,34 @@ def _cells(
         table.column("outside").to_pylist(),
         strict=True,
     ):
-        g = grids[str(name)][2]
-        counts = np.asarray(cells, dtype=np.int64)  # index 0 is cell -1
-        out[str(name)] = (counts[1 : g + 1], int(counts[0]), int(counts[g + 1]), float(outside))
+        counts = np.asarray(cells, dtype=np.int64)
+        out[str(name)] = _split(counts, grids[str(name)][2], outside)
+    return out
+
+
+def _current_cells(
+    store: Store, window: Window, params: dict[str, Any], grids: dict[str, Grid]
+) -> dict[str, Cells]:
+    """The window's cells: rows of the usual map layout by position, any others in general."""
+    first = store.query(_LAYOUT, window.params()).column("k").to_pylist()
+    if not first:
+        return {}
+    layout = [str(k) for k in first[0]]
+    by_position = {**params, "layout": layout, **_grid_params(layout, grids)}
+    table = store.query(_BY_POSITION, by_position)
+    out: dict[str, Cells] = {}
+    n = int(table.column("n")[0].as_py()) if table.num_rows else 0
+    if n:
+        cells = table.column("cells")[0].as_py()
+        outside = table.column("outside")[0].as_py()
+        for i, name in enumerate(layout):
+            if name in grids:
+                counts = np.asarray(cells[i], dtype=np.int64)
+                out[name] = _split(counts, grids[name][2], outside[i])
+    if n < window_count(store, window):
+        other = _cells(store, _OTHER_LAYOUTS, {**params, "layout": layout}, grids)
+        for name, found in other.items():
+            out[name] = _add(out.get(name), found)
     return out
 
 
@@ -188,7 +248,7 @@ def grid_counts(
         return {}
     params = {**window.params(), "b": baseline_id}
     ref = _cells(store, REFERENCE_NUM, params, grids)
-    cur = _cells(store, CURRENT_NUM, params, grids)
+    cur = _current_cells(store, window, params, grids)
     out = {}
     for name, (lo, hi, _, per_bin) in grids.items():
         if name not in ref or name not in cur:

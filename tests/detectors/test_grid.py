@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -99,3 +101,32 @@ def test_bad_grid_settings_are_refused() -> None:
         DriftConfig(grid_bins=0)
     with pytest.raises(ValueError, match="exact_max_rows"):
         DriftConfig(exact_max_rows=-1)
+
+
+def test_rows_of_other_map_layouts_are_counted_too(
+    store: Store, rng: np.random.Generator, insert: Any
+) -> None:
+    ref, cur = _data(rng)
+    baseline = register_baseline(store, "grid", ref)
+    # Three layouts in one window: the usual one, the keys in another order, and rows where a
+    # NaN left a key out of the map.
+    first = insert(store, "grid", cur.iloc[:3000])
+    later = first.end + timedelta(seconds=1)
+    insert(store, "grid", cur.iloc[3000:6000][["ties", "x", "skewed"]], start=later)
+    gaps = cur.iloc[6000:].copy()
+    gaps.loc[gaps.index[::3], "x"] = np.nan
+    last = insert(store, "grid", gaps, start=later + timedelta(seconds=10))
+    window = replace(first, end=last.end)
+    counts = grid_counts(store, window, baseline.baseline_id, baseline.features, bins=2000)
+    for name, grid in counts.items():
+        values = cur[name].to_numpy()
+        if name == "x":
+            values = np.concatenate([values[:6000], gaps["x"].dropna().to_numpy()])
+        assert grid.n_current == values.size
+        found = grid.distances(ks=False)
+        assert found is not None
+        exact = stats.wasserstein_distance(ref[name], values)
+        assert abs(found.wasserstein - exact) <= grid.w1_error_bound + 1e-12
+        edges = np.asarray(baseline.feature(name).edges)
+        expected = np.histogram(np.clip(values, edges[0], edges[-1]), edges)[0]
+        np.testing.assert_array_equal(grid.binned()[1], expected)
