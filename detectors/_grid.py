@@ -69,8 +69,8 @@ _BY_POSITION = f"""
 SELECT countResampleForEach(-1, {{end:Int64}}, 1)(cells, cells) AS cells,
  sumForEach(d) AS outside, count() AS n FROM (
  SELECT mapValues(num) AS xs,
-  arrayMap((x, lo, hi, scale, g) -> if(isFinite(x), multiIf(x < lo, toInt64(-1), x > hi, g,
-   least(toInt64(floor((x - lo) * scale)), g - 1)), toInt64(-2)),
+  arrayMap((x, lo, hi, scale, g) -> if(isFinite(x),
+   least(greatest(toInt64(floor((x - lo) * scale)), -1), g - 1) + (x > hi), -2),
    xs, {{lo:Array(Float64)}}, {{hi:Array(Float64)}}, {{scale:Array(Float64)}},
    {{cells:Array(Int64)}}) AS cells,
   arrayMap((x, lo, hi) -> if(isFinite(x), greatest(lo - x, 0.) + greatest(x - hi, 0.), 0.),
