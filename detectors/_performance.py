@@ -9,6 +9,10 @@ inside the engine.
 
 Regression (outcome ``value`` against ``output.value``): RMSE, MAE and MAPE
 ``mean(|y − ŷ| / max(|y|, ε))`` with ε the float64 machine epsilon (sklearn's definition).
+
+Both carry the window's ``Labels`` (``_labelled``): the metrics cover only the labelled share of
+the window, and the label delay says how far back they can be trusted ("accuracy over 40% of the
+window, labels arrive after about 3 h").
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 
 from keelwatch.store import Store
 
-from ._labelled import BINARY, LABELLED
+from ._labelled import BINARY, LABELLED, Labels, labels
 from ._sql import Window
 
 __all__ = ["Classification", "Regression", "classification", "regression"]
@@ -36,6 +40,7 @@ class Classification:
     f1: float
     roc_auc: float | None
     pr_auc: float | None
+    labels: Labels | None = None  # coverage and delay of the window's outcomes
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class Regression:
     rmse: float
     mae: float
     mape: float
+    labels: Labels | None = None  # coverage and delay of the window's outcomes
 
 
 _CURVES = f"""
@@ -83,7 +89,16 @@ def classification(store: Store, window: Window, positive: str = "1") -> Classif
     roc_auc = pr_auc = None
     if curves and curves[0]["P"] and curves[0]["N"]:
         roc_auc, pr_auc = float(curves[0]["roc_auc"]), float(curves[0]["ap"])
-    return Classification(n, int(row["hit"]) / n, precision, recall, f1, roc_auc, pr_auc)
+    return Classification(
+        n,
+        int(row["hit"]) / n,
+        precision,
+        recall,
+        f1,
+        roc_auc,
+        pr_auc,
+        labels(store, window),
+    )
 
 
 def regression(store: Store, window: Window) -> Regression | None:
@@ -97,4 +112,10 @@ def regression(store: Store, window: Window) -> Regression | None:
     ).to_pylist()[0]
     if not row["n"]:
         return None
-    return Regression(int(row["n"]), float(row["rmse"]), float(row["mae"]), float(row["mape"]))
+    return Regression(
+        int(row["n"]),
+        float(row["rmse"]),
+        float(row["mae"]),
+        float(row["mape"]),
+        labels(store, window),
+    )
