@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import keelwatch.detectors._baseline as baseline_module
+import keelwatch.detectors._baseline_file as file_module
 from keelwatch.detectors import (
     Baseline,
     BaselineError,
@@ -20,7 +21,7 @@ from keelwatch.detectors import (
     run_drift,
 )
 from keelwatch.detectors._baseline_file import sql_file
-from keelwatch.store import Store
+from keelwatch.store import Store, StoreError
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 NUMERIC_METHODS = ("wasserstein", "ks", "psi", "jensen_shannon", "hellinger")
@@ -51,7 +52,7 @@ def _write(frame: pd.DataFrame, path: Path) -> Path:
     if path.suffix == ".csv":
         frame.to_csv(path, index=False)
     else:
-        frame.to_parquet(path, index=False)
+        frame.to_parquet(path, index=False, row_group_size=64)  # several row groups
     return path
 
 
@@ -315,3 +316,25 @@ def test_csv_trailing_blank_lines(store: Store, tmp_path: Path, no_pandas: None)
     baseline = register_baseline(store, "m", path)
     assert (baseline.row_count, baseline.feature("a").count) == (2, 2)
     assert baseline.feature("b").categories == {"x": 1, "y": 1}
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_failed_copy_leaves_nothing(
+    store: Store,
+    tmp_path: Path,
+    rng: np.random.Generator,
+    suffix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = _write(_frame(rng), tmp_path / f"reference{suffix}")
+
+    def fail(*args: Any) -> None:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(file_module, "_insert_rows", fail)  # after the numeric features
+    with pytest.raises(BaselineError, match="disk full"):
+        register_baseline(store, "m", path)
+    for table in ("baseline_values", "baseline_sorted", "baseline_rows", "baselines"):
+        assert store.query(f"SELECT count() AS n FROM {table}").to_pylist() == [{"n": 0}]
+    tables = store.query("SELECT name FROM system.tables WHERE name LIKE 'baseline_stage%'")
+    assert tables.num_rows == 0
