@@ -33,10 +33,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
 
 from keelwatch.store import Store
 
-from ._baseline import Baseline
+from ._baseline import Baseline, FeatureProfile
 from ._sql import WHERE_WINDOW, Window
 
 __all__ = ["FeatureQuality", "Freshness", "Quality", "Volume", "quality"]
@@ -169,6 +170,103 @@ def _freshness(store: Store, window: Window, max_staleness_s: float | None) -> F
     return Freshness(last, staleness, limit, staleness > limit)
 
 
+class _Numeric(NamedTuple):
+    """A numeric feature's values in the window: all, finite, finite outside the baseline's range,
+    distinct up to 2 (0, 1, or 2 for "more than one"), and one of them."""
+
+    entries: int
+    n: int
+    outside: int
+    distinct: int
+    one: float | None
+
+    def merge(self, other: _Numeric) -> _Numeric:
+        """Counts of two disjoint sets of rows; one value per side keeps ``distinct`` exact."""
+        if not self.entries or not other.entries:
+            return self if self.entries else other
+        same = self.one == other.one or (self.one != self.one and other.one != other.one)
+        distinct = 2 if self.distinct > 1 or other.distinct > 1 or not same else 1
+        return _Numeric(
+            self.entries + other.entries,
+            self.n + other.n,
+            self.outside + other.outside,
+            distinct,
+            self.one,
+        )
+
+
+# The window's rows whose ``num`` map has its usual layout (the same keys in the same order, as
+# one model's calls send them) are aggregated position by position on the map's value array with
+# -ForEach combinators: no ARRAY JOIN and no per-value name lookup. Rows with any other layout go
+# through the general query, and the two are merged per feature (``_Numeric.merge``).
+_LAYOUT = f"SELECT mapKeys(num) AS k FROM predictions WHERE {WHERE_WINDOW} LIMIT 1"
+_BY_POSITION = (
+    "SELECT count() AS rows, "
+    "sumForEach(arrayMap(x -> toUInt64(isFinite(x)), xs)) AS n, "
+    "sumForEach(arrayMap((x, lo, hi) -> toUInt64(isFinite(x) AND (x < lo OR x > hi)), xs, "
+    "{lo:Array(Float64)}, {hi:Array(Float64)})) AS outside, "
+    "uniqUpToForEach(1)(xs) AS u, anyForEach(xs) AS one "
+    f"FROM (SELECT mapValues(num) AS xs FROM predictions WHERE {WHERE_WINDOW} "
+    "AND mapKeys(num) = {layout:Array(String)})"
+)
+# transform() is a hash lookup per value; indexOf() scanned the names per value (50x slower at
+# 100 features).
+_GENERAL = (
+    "SELECT k AS feature, count() AS entries, countIf(isFinite(v)) AS n, "
+    "countIf(isFinite(v) AND (v < transform(k, {names:Array(String)}, "
+    "{lo:Array(Float64)}, nan) OR v > transform(k, {names:Array(String)}, "
+    "{hi:Array(Float64)}, nan))) AS outside, uniqUpTo(1)(v) AS u, any(v) AS one "
+    "FROM predictions ARRAY JOIN mapKeys(num) AS k, mapValues(num) AS v "
+    f"WHERE {WHERE_WINDOW} AND mapKeys(num) != {{layout:Array(String)}} GROUP BY k"
+)
+
+
+def _ranges(names: list[str], numeric: list[FeatureProfile]) -> dict[str, list[float]]:
+    """Baseline ``[min, max]`` per name, NaN (never outside) for names the baseline lacks."""
+    nan = float("nan")
+    by = {p.name: (p.min, p.max) for p in numeric}
+    bounds = [by.get(k, (None, None)) for k in names]
+    return {
+        "lo": [nan if lo is None else float(lo) for lo, _ in bounds],
+        "hi": [nan if hi is None else float(hi) for _, hi in bounds],
+    }
+
+
+def _numeric_stats(
+    store: Store, params: dict[str, Any], rows: int, numeric: list[FeatureProfile]
+) -> dict[str, _Numeric]:
+    """Per key of the window's ``num`` maps: counts of all, finite and out-of-range values."""
+    first = store.query(_LAYOUT, params).column("k").to_pylist()
+    if not rows or not first:
+        return {}
+    layout = [str(k) for k in first[0]]
+    row = store.query(
+        _BY_POSITION, {**params, "layout": layout, **_ranges(layout, numeric)}
+    ).to_pylist()[0]
+    out: dict[str, _Numeric] = {}
+    if row["rows"] and layout:
+        for i, name in enumerate(layout):
+            one = row["one"][i]
+            out[name] = _Numeric(
+                int(row["rows"]),
+                int(row["n"][i]),
+                int(row["outside"][i]),
+                int(row["u"][i]),
+                None if one is None else float(one),
+            )
+    if int(row["rows"]) < rows:
+        names = [p.name for p in numeric]
+        for r in store.query(
+            _GENERAL, {**params, "layout": layout, "names": names, **_ranges(names, numeric)}
+        ).to_pylist():
+            found = _Numeric(
+                int(r["entries"]), int(r["n"]), int(r["outside"]), int(r["u"]), float(r["one"])
+            )
+            name = str(r["feature"])
+            out[name] = out[name].merge(found) if name in out else found
+    return out
+
+
 def quality(
     store: Store,
     baseline: Baseline,
@@ -197,25 +295,7 @@ def quality(
     ).to_pylist()[0]
     rows = int(head["n"])
     numeric = [p for p in baseline.features if p.kind == "numeric"]
-    stats = {
-        str(r["feature"]): r
-        for r in store.query(
-            "SELECT k AS feature, count() AS entries, countIf(isFinite(v)) AS n, "
-            # transform() is a hash lookup per value; indexOf() scanned the names per value
-            # (50x slower at 100 features).
-            "countIf(isFinite(v) AND (v < transform(k, {names:Array(String)}, "
-            "{lo:Array(Float64)}, nan) OR v > transform(k, {names:Array(String)}, "
-            "{hi:Array(Float64)}, nan))) AS outside, "
-            "uniqUpTo(1)(v) AS u FROM predictions ARRAY JOIN mapKeys(num) AS k, "
-            f"mapValues(num) AS v WHERE {WHERE_WINDOW} GROUP BY k",
-            {
-                **params,
-                "names": [p.name for p in numeric],
-                "lo": [float(p.min if p.min is not None else "nan") for p in numeric],
-                "hi": [float(p.max if p.max is not None else "nan") for p in numeric],
-            },
-        ).to_pylist()
-    }
+    stats = _numeric_stats(store, params, rows, numeric)
     categories = {
         str(r["feature"]): {str(x): int(c) for x, c in zip(r["xs"], r["cs"], strict=True)}
         for r in store.query(
@@ -229,9 +309,9 @@ def quality(
     features = []
     for p in baseline.features:
         if p.kind == "numeric":
-            r = stats.get(p.name) or {"n": 0, "outside": 0, "u": 0}
-            present, outside = int(r["n"]), int(r["outside"])
-            unseen, constant = 0, present > 0 and int(r["u"]) <= 1
+            r = stats.get(p.name) or _Numeric(0, 0, 0, 0, None)
+            present, outside = r.n, r.outside
+            unseen, constant = 0, present > 0 and r.distinct <= 1
             wrong = sum(categories.get(p.name, {}).values())
         else:
             counts = categories.get(p.name, {})
@@ -239,7 +319,7 @@ def quality(
             outside = 0
             unseen = sum(c for x, c in counts.items() if x not in p.categories)
             constant = len(counts) == 1
-            wrong = int(stats[p.name]["entries"]) if p.name in stats else 0
+            wrong = stats[p.name].entries if p.name in stats else 0
         features.append(
             FeatureQuality(
                 p.name,

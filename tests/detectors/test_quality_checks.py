@@ -231,3 +231,32 @@ def test_labels_of_an_unlabelled_or_empty_window(store: Store, insert: Any) -> N
     assert labels(store, window) == type(labels(store, window))(10, 0, 0.0, None, None)
     empty = Window("m", START - HOUR, START)
     assert labels(store, empty).coverage == 0.0
+
+
+def test_numeric_stats_over_two_key_layouts(
+    store: Store, rng: np.random.Generator, insert: Any
+) -> None:
+    ref = pd.DataFrame({"x": rng.uniform(0, 1, 200), "k": rng.normal(size=200), "z": 1.0})
+    baseline = register_baseline(store, "m", ref)
+    # The usual layout (x, k, z), then the same keys in another order and a third layout with an
+    # extra key: each feature's counts are summed over the layouts, "constant" holds only when
+    # every layout saw one and the same value.
+    parts = [
+        pd.DataFrame({"x": rng.uniform(-0.2, 1.2, 300), "k": 2.0, "z": 1.0}),
+        pd.DataFrame({"z": 3.0, "k": 2.0, "x": rng.uniform(0.5, 1.5, 120)}),
+        pd.DataFrame({"k": np.full(40, 2.0), "x": rng.uniform(0, 1, 40), "e": 5.0}),
+    ]
+    for i, part in enumerate(parts):
+        insert(store, "m", part, start=START + i * timedelta(seconds=1))
+    q = quality(store, baseline, Window("m", START, START + HOUR))
+    by = {f.feature: f for f in q.features}
+    x = np.concatenate([p["x"].to_numpy() for p in parts])
+    assert q.rows == 460 and by["x"].present == 460
+    lo, hi = ref["x"].min(), ref["x"].max()
+    assert by["x"].out_of_range_share == pytest.approx(np.mean((x < lo) | (x > hi)), rel=1e-12)
+    assert by["k"].constant and not by["x"].constant and not by["z"].constant
+    assert by["z"].present == 420 and by["z"].missing_rate == pytest.approx(40 / 460)
+    assert q.unexpected_features == ("e",)
+    # One layout only: z is constant there.
+    first = quality(store, baseline, Window("m", START, START + timedelta(seconds=1)))
+    assert {f.feature for f in first.features if f.constant} == {"k", "z"}
