@@ -17,6 +17,7 @@ from ._config import DEFAULT_THRESHOLDS, METHODS, P_VALUE_METHODS, DriftConfig, 
 from ._cost import Cost, cost
 from ._detect import Detection, detect
 from ._drift import DriftResult, DriftRun, run_drift, store_run
+from ._labelled import Labels, labels
 from ._methods import (
     chi_square,
     chi_square_homogeneity,
@@ -41,7 +42,7 @@ from ._prices import (
     set_compute_price,
     set_token_price,
 )
-from ._quality import FeatureQuality, Quality, quality
+from ._quality import FeatureQuality, Freshness, Quality, Volume, quality
 from ._reconstruction import ReconstructionDrift, reconstruction_drift
 from ._sql import Window, format_segment, parse_segment, segment_of
 from ._thresholds import CalibratedThreshold, as_feature_thresholds, calibrate_thresholds
@@ -80,6 +81,8 @@ __all__ = [
     "DriftRun",
     "FeatureProfile",
     "FeatureQuality",
+    "Freshness",
+    "Labels",
     "Operations",
     "PriceError",
     "Quality",
@@ -87,6 +90,7 @@ __all__ = [
     "Regression",
     "ReliabilityPoint",
     "TokenPrice",
+    "Volume",
     "Window",
     "adjust_p_values",
     "as_feature_thresholds",
@@ -109,6 +113,7 @@ __all__ = [
     "jensen_shannon",
     "kl_divergence",
     "ks_p_value",
+    "labels",
     "latest_count_window",
     "list_baselines",
     "list_compute_prices",

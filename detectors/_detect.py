@@ -13,6 +13,7 @@ from ._calibration import Calibration, calibration
 from ._config import DriftConfig
 from ._cost import Cost, cost
 from ._drift import DriftRun, run_drift
+from ._labelled import Labels, labels
 from ._multivariate import DomainClassifierDrift, domain_classifier_drift
 from ._operations import Operations, operations
 from ._performance import Classification, Regression, classification, regression
@@ -30,7 +31,8 @@ class Detection:
 
     ``drift`` and ``quality`` need a registered baseline; ``classification``, ``calibration``
     and ``regression`` need outcomes joined by ``prediction_id``; ``cost`` (per version and
-    slot) counts predictions without an effective price as unpriced.
+    slot) counts predictions without an effective price as unpriced; ``labels`` says how many
+    of the window's predictions have an outcome yet and how late outcomes arrive.
     """
 
     window: Window
@@ -44,6 +46,7 @@ class Detection:
     multivariate: DomainClassifierDrift | None = None
     cost: tuple[Cost, ...] = ()
     reconstruction: ReconstructionDrift | None = None
+    labels: Labels | None = None
 
 
 def detect(
@@ -91,6 +94,7 @@ def detect(
         calibration=calibration(store, window, positive, calibration_bins, calibration_strategy),
         regression=regression(store, window),
         cost=cost(store, window),
+        labels=labels(store, window),
         multivariate=(
             domain_classifier_drift(store, baseline, window) if baseline and multivariate else None
         ),

@@ -10,8 +10,14 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from keelwatch.detectors import Window, classification, quality, register_baseline, regression
-from keelwatch.detectors._labelled import labels
+from keelwatch.detectors import (
+    Window,
+    classification,
+    labels,
+    quality,
+    register_baseline,
+    regression,
+)
 from keelwatch.store import Store
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -103,6 +103,10 @@ def test_detect_runs_everything(store: Store, rng: np.random.Generator, insert: 
     assert found.classification is None and found.calibration is None and found.regression is None
     assert found.multivariate is not None and found.multivariate.drifted
     assert found.reconstruction is None  # one numeric feature: PCA does not apply
+    assert found.labels is not None and (found.labels.predictions, found.labels.coverage) == (
+        300,
+        0,
+    )
     assert [c.unpriced for c in found.cost] == [300]
     set_compute_price(store, "m", 1.0, 0.002, effective_from=start)
     priced = detect(store, "m", start, start + timedelta(hours=1)).cost
