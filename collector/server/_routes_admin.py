@@ -6,7 +6,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -17,23 +16,13 @@ from keelwatch.detectors import (
 )
 
 from ._body import read_body
+from ._fields import read_json
 from ._keys import ROLES, ApiKey
 from ._state import caller, state
 
 __all__ = ["key_to_json", "router"]
 
 router = APIRouter()
-
-
-async def _json(request: Request) -> Any:
-    shared = state(request)
-    body = await read_body(
-        request, shared.config.max_body_bytes, shared.config.max_decompressed_bytes
-    )
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HTTPException(400, f"body is not valid JSON: {exc}") from exc
 
 
 @router.post("/v1/baselines", tags=["baselines"])
@@ -121,7 +110,7 @@ async def create_key(request: Request) -> dict[str, Any]:
     The key is in the answer only. A project admin key creates keys for its own project; the
     bootstrap key (or dev mode) may name any ``project``.
     """
-    spec = await _json(request)
+    spec = await read_json(request)
     if not isinstance(spec, dict):
         raise HTTPException(422, "body must be a JSON object")
     who = caller(request)

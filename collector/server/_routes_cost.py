@@ -9,11 +9,8 @@ to admin keys only, and a read key must be able to see cost.
 
 from __future__ import annotations
 
-import math
-from datetime import datetime, timezone
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -30,7 +27,7 @@ from keelwatch.detectors import (
     set_token_price,
 )
 
-from ._body import read_body
+from ._fields import read_json_object, string_field, time_field
 from ._state import caller, state
 
 __all__ = ["compute_price_to_json", "cost_to_json", "router", "token_price_to_json"]
@@ -43,48 +40,6 @@ _FIELDS = {
     "tokens": _COMMON | {"prompt_per_million", "completion_per_million"},
 }
 _WINDOW_FIELDS = frozenset({"model", "start", "end", "version", "slot"})
-
-
-def _time(value: Any, field: str) -> datetime:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise HTTPException(422, f"{field}: must be a finite number of UNIX seconds")
-        try:
-            return datetime.fromtimestamp(float(value), tz=timezone.utc)
-        except (OverflowError, OSError, ValueError) as exc:
-            raise HTTPException(422, f"{field}: out of range: {value!r}") from exc
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise HTTPException(
-                422, f"{field}: not an ISO-8601 time or UNIX seconds: {value!r}"
-            ) from exc
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    raise HTTPException(422, f"{field}: is required (ISO-8601 time or UNIX seconds)")
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    shared = state(request)
-    body = await read_body(
-        request, shared.config.max_body_bytes, shared.config.max_decompressed_bytes
-    )
-    try:
-        spec = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HTTPException(400, f"body is not valid JSON: {exc}") from exc
-    if not isinstance(spec, dict):
-        raise HTTPException(422, "body must be a JSON object")
-    return spec
-
-
-def _string(spec: dict[str, Any], field: str) -> str:
-    value = spec.get(field)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise HTTPException(422, f"{field}: must be a string, got {value!r}")
-    return value
 
 
 def compute_price_to_json(price: ComputePrice) -> dict[str, Any]:
@@ -147,7 +102,7 @@ async def add_price(request: Request) -> dict[str, Any]:
     "prompt_per_million", "completion_per_million", "effective_from"?, "currency"?}``. Times are
     ISO-8601 (UTC if naive) or UNIX seconds; ``effective_from`` defaults to now.
     """
-    spec = await _json_object(request)
+    spec = await read_json_object(request)
     kind = spec.get("kind")
     if kind not in _FIELDS:
         raise HTTPException(422, f"kind: must be one of {sorted(_FIELDS)}, got {kind!r}")
@@ -158,10 +113,11 @@ async def add_price(request: Request) -> dict[str, Any]:
     common: dict[str, Any] = {
         "project": who.project,
         "currency": spec.get("currency", "USD"),
-        "recorded_by": _string(spec, "recorded_by") or (f"key {who.key_id}" if who.key_id else ""),
+        "recorded_by": string_field(spec, "recorded_by")
+        or (f"key {who.key_id}" if who.key_id else ""),
     }
     if spec.get("effective_from") is not None:
-        common["effective_from"] = _time(spec["effective_from"], "effective_from")
+        common["effective_from"] = time_field(spec["effective_from"], "effective_from")
     for field in ("per_second", "prompt_per_million", "completion_per_million"):
         if field in _FIELDS[kind] and field not in spec:
             raise HTTPException(422, f"{field}: is required for a {kind} price")
@@ -171,11 +127,11 @@ async def add_price(request: Request) -> dict[str, Any]:
             price = await run_in_threadpool(
                 lambda: set_compute_price(
                     store,
-                    _string(spec, "model"),
+                    string_field(spec, "model"),
                     spec["per_second"],
                     spec.get("per_prediction", 0.0),
-                    version=_string(spec, "version"),
-                    slot=_string(spec, "slot"),
+                    version=string_field(spec, "version"),
+                    slot=string_field(spec, "slot"),
                     **common,
                 )
             )
@@ -183,7 +139,7 @@ async def add_price(request: Request) -> dict[str, Any]:
         tokens = await run_in_threadpool(
             lambda: set_token_price(
                 store,
-                _string(spec, "model"),
+                string_field(spec, "model"),
                 spec["prompt_per_million"],
                 spec["completion_per_million"],
                 **common,
@@ -213,7 +169,7 @@ async def _cost(request: Request, spec: dict[str, Any]) -> dict[str, Any]:
     model = spec.get("model")
     if not isinstance(model, str) or not model:
         raise HTTPException(422, "model: is required")
-    start, end = _time(spec.get("start"), "start"), _time(spec.get("end"), "end")
+    start, end = time_field(spec.get("start"), "start"), time_field(spec.get("end"), "end")
     if end <= start:
         raise HTTPException(422, "end: must be after start")
     window = Window(
@@ -221,8 +177,8 @@ async def _cost(request: Request, spec: dict[str, Any]) -> dict[str, Any]:
         start,
         end,
         project=caller(request).project,
-        version=_string(spec, "version"),
-        slot=_string(spec, "slot"),
+        version=string_field(spec, "version"),
+        slot=string_field(spec, "slot"),
     )
     rows = await run_in_threadpool(cost, state(request).store, window)
     return {
@@ -241,7 +197,7 @@ async def _cost(request: Request, spec: dict[str, Any]) -> dict[str, Any]:
 async def post_cost(request: Request) -> dict[str, Any]:
     """Price a window now: ``{"model", "start", "end", "version"?, "slot"?}``, one row per
     (version, slot) with counts, compute and token cost."""
-    return await _cost(request, await _json_object(request))
+    return await _cost(request, await read_json_object(request))
 
 
 @router.get("/v1/cost", tags=["cost"])

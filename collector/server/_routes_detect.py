@@ -20,27 +20,13 @@ from keelwatch.detectors import (
 )
 from keelwatch.detectors._sql import Segment
 
-from ._routes_admin import _json
+from ._fields import read_json, string_field, time_field
 from ._service import DetectionOutcome, NoBaseline
 from ._state import state
 
 __all__ = ["router", "run_to_json"]
 
 router = APIRouter()
-
-
-def _time(value: Any, field: str) -> datetime:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise HTTPException(
-                422, f"{field}: not an ISO-8601 time or UNIX seconds: {value!r}"
-            ) from exc
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    raise HTTPException(422, f"{field}: is required (ISO-8601 time or UNIX seconds)")
 
 
 def _finite(value: float | None) -> float | None:
@@ -104,15 +90,6 @@ class _DetectSpec:
     replace: bool
 
 
-def _string(spec: dict[str, Any], field: str) -> str:
-    value = spec.get(field)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise HTTPException(422, f"{field}: must be a string, got {value!r}")
-    return value
-
-
 def _flag(spec: dict[str, Any], field: str) -> bool:
     value = spec.get(field, False)
     if not isinstance(value, bool):
@@ -154,14 +131,18 @@ def _detect_spec(spec: Any) -> _DetectSpec:
     # The N most recent predictions need no lower bound unless one is given.
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     start_value = spec.get("start")
-    start = epoch if start_value is None and count and not backfill else _time(start_value, "start")
-    end = _time(spec.get("end"), "end")
+    start = (
+        epoch
+        if start_value is None and count and not backfill
+        else time_field(start_value, "start")
+    )
+    end = time_field(spec.get("end"), "end")
     if end <= start:
         raise HTTPException(422, "end: must be after start")
     raw_segment = spec.get("segment") or {}
     if not isinstance(raw_segment, dict):
         raise HTTPException(422, f"segment: must be an object of tag values, got {raw_segment!r}")
-    by_tag = _string(spec, "by_tag")
+    by_tag = string_field(spec, "by_tag")
     try:
         segment = segment_of(raw_segment)
     except ValueError as exc:
@@ -172,8 +153,8 @@ def _detect_spec(spec: Any) -> _DetectSpec:
         model,
         start,
         end,
-        _string(spec, "version"),
-        _string(spec, "slot"),
+        string_field(spec, "version"),
+        string_field(spec, "slot"),
         segment,
         by_tag,
         _whole(spec, "max_values", MAX_SEGMENT_VALUES, MAX_WINDOWS),
@@ -243,7 +224,7 @@ async def detect(request: Request) -> dict[str, Any]:
     ``backfill``, consecutive windows of N), ``every`` (``"1h"`` or seconds; backfill only),
     ``backfill`` (store every window's run, no alerts) and ``replace`` (recompute stored runs).
     """
-    spec = _detect_spec(await _json(request))
+    spec = _detect_spec(await read_json(request))
     monitoring = state(request).monitoring
     try:
         if spec.backfill:
