@@ -47,3 +47,34 @@ def test_prometheus_metrics_on_a_given_registry(make_client):
     assert value("keelwatch_sdk_prediction_latency_seconds_count", {"model": "churn"}) == 5
     assert value("keelwatch_sdk_dropped_total", {"reason": "rejected"}) == 5
     assert value("keelwatch_sdk_queue_depth") == 0
+
+
+def test_latency_histogram_matches_prometheus_client():
+    from types import SimpleNamespace
+
+    from prometheus_client import Histogram
+
+    from keelwatch.collector._metrics import for_registry
+
+    registry, oracle_registry = CollectorRegistry(), CollectorRegistry()
+    oracle = Histogram("oracle_seconds", "same values", registry=oracle_registry)
+    metrics = for_registry(registry)
+    assert metrics is not None
+    spec = SimpleNamespace(model="m")
+    # Bucket edges included: a latency equal to a bound counts in that bound's bucket (le).
+    latencies = [0.0, 1e-9, 0.005, 0.0051, 0.01, 0.3, 1.0, 9.99, 10.0, 11.0]
+    for latency in latencies:
+        oracle.observe(latency)
+        metrics.observe(SimpleNamespace(spec=spec, latency_s=latency, error=None))
+    metrics.observe(SimpleNamespace(spec=spec, latency_s=0.02, error=ValueError()))
+    oracle.observe(0.02)
+    value, expected = registry.get_sample_value, oracle_registry.get_sample_value
+    for bound in ("0.005", "0.01", "0.025", "0.25", "1.0", "10.0", "+Inf"):
+        labels = {"model": "m", "le": bound}
+        ours = value("keelwatch_sdk_prediction_latency_seconds_bucket", labels)
+        assert ours == expected("oracle_seconds_bucket", {"le": bound}), bound
+    hist = "keelwatch_sdk_prediction_latency_seconds"
+    assert value(f"{hist}_sum", {"model": "m"}) == pytest.approx(sum(latencies) + 0.02)
+    assert value(f"{hist}_count", {"model": "m"}) == len(latencies) + 1
+    assert value("keelwatch_sdk_predictions_total", {"model": "m"}) == len(latencies) + 1
+    assert value("keelwatch_sdk_errors_total", {"model": "m"}) == 1
