@@ -13,8 +13,26 @@ from ._base import StoreError, StoreUnavailable, check_identifier, check_token
 __all__ = ["ClickHouseStore"]
 
 
+def _failure(exc: Exception, sql: str) -> StoreError:
+    """``StoreUnavailable`` when the server did not answer, else ``StoreError``.
+
+    clickhouse-connect raises ``OperationalError`` when a request got no answer (connection
+    refused or reset, timeout) or the server stayed overloaded (429/503/504 after retries), and
+    another ``DatabaseError`` when the server refused the statement.
+    """
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    kind = StoreUnavailable if isinstance(exc, OperationalError) else StoreError
+    return kind(str(exc), sql)
+
+
 class ClickHouseStore:
-    """The same DDL and queries as the embedded store, sent to a ClickHouse server over HTTP."""
+    """The same DDL and queries as the embedded store, sent to a ClickHouse server over HTTP.
+
+    One store may be shared by threads: each statement stands alone (no temporary tables or
+    ``SET``), so no HTTP session ties them together. With one, the server and the client both
+    refuse a second statement while the first runs.
+    """
 
     kind = "clickhouse"
 
@@ -27,6 +45,7 @@ class ClickHouseStore:
                 f"KEELWATCH_CLICKHOUSE_URL must be http(s)://[user:pw@]host:port: {url!r}"
             )
         database = parts.path.strip("/") or "default"
+        options: dict[str, Any] = {"autogenerate_session_id": False, **client_options}
         try:
             self._client = clickhouse_connect.get_client(
                 host=parts.hostname,
@@ -35,7 +54,7 @@ class ClickHouseStore:
                 password=unquote(parts.password or ""),
                 database=database,
                 secure=parts.scheme == "https",
-                **client_options,
+                **options,
             )
         except Exception as exc:
             raise StoreUnavailable(f"cannot reach ClickHouse at {parts.hostname}: {exc}") from exc
@@ -45,14 +64,14 @@ class ClickHouseStore:
         try:
             self._client.command(sql, parameters=dict(params or {}))
         except Exception as exc:
-            raise StoreError(str(exc), sql) from exc
+            raise _failure(exc, sql) from exc
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run a ``SELECT`` and return an Arrow table."""
         try:
             return self._client.query_arrow(sql, parameters=dict(params or {}))
         except Exception as exc:
-            raise StoreError(str(exc), sql) from exc
+            raise _failure(exc, sql) from exc
 
     def insert(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
         """Insert an Arrow table; ``dedup_token`` becomes ``insert_deduplication_token``."""
@@ -62,7 +81,7 @@ class ClickHouseStore:
         try:
             self._client.insert_arrow(check_identifier(table), data, settings=settings)
         except Exception as exc:
-            raise StoreError(str(exc), f"INSERT INTO {table}") from exc
+            raise _failure(exc, f"INSERT INTO {table}") from exc
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
