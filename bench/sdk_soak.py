@@ -167,6 +167,38 @@ class Run:
         return statistics.fmean(self.latency_ns) / 1000.0
 
 
+class DropWatch(threading.Thread):
+    """Samples the client's queue depth and drops every 0.5 s: when records were lost."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(daemon=True)
+        self._client = client
+        self._done = threading.Event()
+        self.samples: list[tuple[float, int, int]] = []  # (seconds, queued, dropped so far)
+        self.start()
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        while not self._done.wait(0.5):
+            stats = self._client.stats()
+            dropped = sum(stats.dropped.values())
+            self.samples.append((time.perf_counter() - t0, stats.queued, dropped))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def report(self) -> str:
+        """Seconds into the loop at which drops grew, with the queue depth then."""
+        spans, before = [], 0
+        for at, queued, dropped in self.samples:
+            if dropped > before:
+                spans.append(f"{at:.1f}s +{dropped - before} (queue {queued})")
+            before = dropped
+        peak = max((q for _, q, _ in self.samples), default=0)
+        return f"peak sampled queue {peak}; drops at: {', '.join(spans) or 'none'}"
+
+
 def paced(
     fn: Callable[[dict[str, float]], float], rows: list[dict[str, float]], rate: float, n: int
 ) -> Run:
@@ -240,6 +272,12 @@ def main() -> None:
         help="wire_format; auto = Arrow when pyarrow is imported (--import-pyarrow)",
     )
     parser.add_argument(
+        "--no-metrics",
+        dest="metrics",
+        action="store_false",
+        help="no Prometheus metrics in the service (default: on, as with prometheus_client)",
+    )
+    parser.add_argument(
         "--import-pyarrow",
         action="store_true",
         help="import pyarrow first, as a service using pandas 2 does",
@@ -266,7 +304,7 @@ def main() -> None:
             batch_size=args.batch,
             max_in_flight=args.in_flight,
             wire_format=args.wire,
-            metrics_registry=False,
+            metrics_registry=None if args.metrics else False,
             shutdown_timeout=30,
         )
         monitored = client.monitor(model=model, version="1")(predict)
@@ -283,7 +321,9 @@ def main() -> None:
         process0 = cpu_seconds("/proc/self/stat")
         requests0 = len(transport.seconds)
         sent0 = client.stats().sent
+        watch = DropWatch(client)
         mon = paced(monitored, rows, args.rate, n_mon)
+        watch.stop()
         behind = client.stats().queued
         t0 = time.perf_counter()
         flushed = client.flush(600)
@@ -301,8 +341,8 @@ def main() -> None:
         print(f"load average {os.getloadavg()[0]:.2f} at end; values={args.values}, "
               f"{args.features} features, queue {client.config.max_queue_size}, "
               f"batch {client.config.batch_size}, in flight {client.config.max_in_flight}, "
-              f"wire {args.wire}: {transport.arrow} Arrow / {transport.json} JSON "
-              f"requests")  # fmt: skip
+              f"metrics {'on' if args.metrics else 'off'}, wire {args.wire}: "
+              f"{transport.arrow} Arrow / {transport.json} JSON requests")  # fmt: skip
 
     print(f"\n{'loop':<8}{'calls':>10}{'seconds':>9}{'calls/s':>11}{'mean us':>9}{'p50':>9}"
           f"{'p99':>9}{'p99.9':>10}{'busy':>8}{'cpu s':>9}")  # fmt: skip
@@ -327,6 +367,7 @@ def main() -> None:
         f"records: {expected} calls, {unique} distinct stored, lost {lost}, duplicate rows "
         f"{stored - unique}; SDK sent {stats.sent}, dropped {dict(stats.dropped) or 0}"
     )
+    print(watch.report())
     ok = lost == 0 and slowdown <= 0.10
     print(f"goal (no loss, slowdown <= 10%) at {args.rate:.0f}/s: {'MET' if ok else 'NOT MET'}")
 

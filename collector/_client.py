@@ -57,7 +57,7 @@ class Client:
         batch_size: records per request (``KEELWATCH_BATCH_SIZE``, 4096).
         flush_interval: seconds before a partial batch is sent (``KEELWATCH_FLUSH_INTERVAL``, 1).
         max_queue_size: calls held in memory; more are dropped as ``queue_full``
-            (``KEELWATCH_QUEUE_SIZE``, 10000).
+            (``KEELWATCH_QUEUE_SIZE``, 50000).
         timeout: HTTP timeout in seconds (``KEELWATCH_SEND_TIMEOUT``, 10).
         max_retries: attempts after the first before a batch is dropped (no spool), 5.
         max_backoff: longest back-off between attempts, seconds (30).

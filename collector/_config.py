@@ -32,7 +32,7 @@ class Config:
     api_key: str | None = None
     batch_size: int = 4096  # the collector pays 20-40 ms per insert: amortise it
     flush_interval: float = 1.0
-    max_queue_size: int = 10_000
+    max_queue_size: int = 50_000
     timeout: float = 10.0
     max_retries: int = 5
     max_backoff: float = 30.0
@@ -132,7 +132,7 @@ def resolve(**given: Any) -> Config:
         "api_key": lambda: environ.env_str(environ.KEELWATCH_API_KEY, "") or None,
         "batch_size": lambda: environ.env_int(environ.KEELWATCH_BATCH_SIZE, 4096, minimum=1),
         "flush_interval": lambda: _env_positive_float(environ.KEELWATCH_FLUSH_INTERVAL, 1.0),
-        "max_queue_size": lambda: environ.env_int(environ.KEELWATCH_QUEUE_SIZE, 10_000, minimum=1),
+        "max_queue_size": lambda: environ.env_int(environ.KEELWATCH_QUEUE_SIZE, 50_000, minimum=1),
         "timeout": lambda: _env_positive_float(environ.KEELWATCH_SEND_TIMEOUT, 10.0),
         "spool_dir": lambda: environ.env_str(environ.KEELWATCH_SPOOL_DIR, "") or None,
         "sample_rate": _env_rate,

@@ -61,7 +61,7 @@ KEELWATCH_SERVER_SPOOL_DIR = "KEELWATCH_SERVER_SPOOL_DIR"
 KEELWATCH_BATCH_SIZE = "KEELWATCH_BATCH_SIZE"
 #: SDK: seconds between sends of a partly filled batch (default ``1.0``).
 KEELWATCH_FLUSH_INTERVAL = "KEELWATCH_FLUSH_INTERVAL"
-#: SDK: calls held in memory before new ones are dropped and counted (default ``10000``).
+#: SDK: calls held in memory before new ones are dropped and counted (default ``50000``).
 KEELWATCH_QUEUE_SIZE = "KEELWATCH_QUEUE_SIZE"
 #: SDK: directory of the on-disk spool (at-least-once delivery across restarts); unset: no spool.
 KEELWATCH_SPOOL_DIR = "KEELWATCH_SPOOL_DIR"
