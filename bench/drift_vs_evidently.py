@@ -12,7 +12,7 @@ would:
   the stored profile with ``DriftConfig.evidently()`` (Evidently's test choice, binning and
   thresholds): the step that is repeated for every window and model.
 
-Printed per step: wall time, peak RSS (``ru_maxrss``) and how much of it is above the imported
+Printed per step: wall time, peak RSS (``VmHWM``) and how much of it is above the imported
 tool (chDB maps about 270 MB of engine code, file-backed pages that count in RSS), and peak
 anonymous memory (``RssAnon`` sampled every 10 ms: heap and buffers, what the step allocated);
 then the ratios, for detection and end to end (load + detect), and the largest absolute score
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -91,7 +90,9 @@ def generate(rows: int, features: int, case: str) -> tuple[pd.DataFrame, pd.Data
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    # VmHWM, not ru_maxrss: a spawned child's ru_maxrss starts at its parent's RSS at the fork
+    # (Linux carries the high-water mark across exec), which here holds the generated frames.
+    return _status_mb("VmHWM")
 
 
 def run_evidently(data: str, method: str | None) -> dict:
