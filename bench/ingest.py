@@ -1,6 +1,6 @@
 """Ingest throughput of the collector server against direct inserts, and drift query latency.
 
-Run: ``.venv/bin/python bench/ingest.py [--batches 200] [--clients 8] [--rows 10000000]``
+Run: ``.venv/bin/python bench/ingest.py [--batches 600] [--clients 8] [--rows 2000000]``
 
 In one run:
 
@@ -10,10 +10,15 @@ In one run:
 2. **server over HTTP**: ``keelwatch serve``'s app in a subprocess (uvicorn, embedded store, no
    keys, loopback); this process is the client, ``--clients`` threads posting ``--batches``
    batches of ``--batch`` records x ``--features`` numeric features, once as JSON and once as
-   Arrow IPC streams. Reported: predictions/s, the ratio to direct inserts, and the CPU time
-   per record of the server process (all threads, from ``/proc``, including the merges of the
-   2 s after the run) and of this client process: the steadier figures on a shared machine.
-3. **drift query**: ``--rows`` predictions over 4 models and 2 days inserted directly, then the
+   Arrow IPC streams, over ``http.client`` keep-alive connections (the load generator shares the
+   two cores with the server: httpx cost it ~9 us per record, ``http.client`` ~0.5).
+   Reported: predictions/s, the ratio to direct inserts, and the CPU time per record of the
+   server process (all threads, from ``/proc``, including the merges of the 2 s after the run)
+   and of this client process: the steadier figures on a shared machine.
+3. **SDK end to end**: ``--sdk-calls`` calls of a ``@monitor`` function from one thread as fast
+   as it goes, to the same server, until ``flush()`` returns; stored rows counted through the
+   server's ClickHouse endpoint.
+4. **drift query**: ``--rows`` predictions over 4 models and 2 days inserted directly, then the
    latency of one-day, one-model drift aggregations (a 10-bin histogram of one feature, and of
    every feature) with and without ``FINAL``.
 
@@ -23,6 +28,7 @@ Goals: >= 100,000 predictions/s over HTTP, and >= 1/5 of the direct rate.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import statistics
 import subprocess
@@ -32,6 +38,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -117,27 +124,38 @@ def direct(tables: list[pa.Table], big: int) -> dict[str, float]:
 
 
 def over_http(url: str, bodies: list[bytes], content_type: str, clients: int) -> float:
-    """Predictions/s for posting every body once, from ``clients`` threads."""
+    """Predictions/s for posting every body once, from ``clients`` threads.
+
+    Each thread keeps one connection (``http.client``: the standard library's client costs the
+    load generator a fraction of what httpx does per request, and the load generator shares the
+    machine's two cores with the server).
+    """
+    parts = urlsplit(url)
     per_batch = [0]
     errors: list[str] = []
     lock = threading.Lock()
     queue = list(range(len(bodies)))
+    headers = {"Content-Type": content_type}
 
     def worker() -> None:
-        with httpx.Client(base_url=url, timeout=120) as client:
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=120)
+        try:
             while True:
                 with lock:
                     if not queue:
                         return
                     index = queue.pop()
-                answer = client.post(
-                    "/v1/predictions", content=bodies[index], headers={"content-type": content_type}
-                )
-                if answer.status_code != 200 or answer.json()["rejected"]:
-                    errors.append(answer.text[:200])
+                connection.request("POST", "/v1/predictions", bodies[index], headers)
+                answer = connection.getresponse()
+                text = answer.read()
+                result = orjson.loads(text) if answer.status == 200 else None
+                if result is None or result["rejected"]:
+                    errors.append(text[:200].decode(errors="replace"))
                 else:
                     with lock:
-                        per_batch[0] += answer.json()["accepted"]
+                        per_batch[0] += result["accepted"]
+        finally:
+            connection.close()
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     start = time.perf_counter()
@@ -149,6 +167,48 @@ def over_http(url: str, bodies: list[bytes], content_type: str, clients: int) ->
     if errors:
         raise RuntimeError(f"{len(errors)} requests failed, e.g. {errors[0]}")
     return per_batch[0] / elapsed
+
+
+def sdk_end_to_end(url: str, calls: int, features: int) -> dict[str, float]:
+    """SDK -> server -> store: ``calls`` calls of a ``@monitor`` function made as fast as one
+    thread makes them (default client settings but a queue that holds the whole run, Arrow since
+    pyarrow is imported), timed until ``flush()`` returns, then the stored rows counted."""
+    import random
+
+    import clickhouse_connect
+
+    from keelwatch.collector import Client
+
+    rng = random.Random(5)
+    rows = [{f"f{j}": rng.random() for j in range(features)} for _ in range(4096)]
+    client = Client(url, max_queue_size=calls + 1, metrics_registry=False, shutdown_timeout=60)
+    predict = client.monitor(model="sdk-e2e", version="1")(lambda row: 0.5)
+    predict(rows[0])  # the sender's first batch (imports, connection) before the clock starts
+    client.flush(60)
+    start = time.perf_counter()
+    for i in range(calls):
+        predict(rows[i & 4095])
+    issued = time.perf_counter() - start
+    flushed = client.flush(600)
+    elapsed = time.perf_counter() - start
+    dropped = sum(client.stats().dropped.values())
+    client.shutdown()
+    parts = urlsplit(url)
+    ch = clickhouse_connect.get_client(host=parts.hostname or "", port=parts.port or 0)
+    try:
+        stored, unique = ch.query(
+            "SELECT count(), uniqExact(prediction_id) FROM predictions WHERE model = 'sdk-e2e'"
+        ).result_rows[0]
+    finally:
+        ch.close()
+    return {
+        "rate": calls / elapsed,
+        "issued_rate": calls / issued,
+        "stored": float(unique) - 1,  # the warm-up call
+        "rows": float(stored) - 1,
+        "dropped": float(dropped),
+        "flushed": float(flushed),
+    }
 
 
 def process_cpu_s(pid: int) -> float:
@@ -250,12 +310,15 @@ def drift_query(rows: int, features: int, chunk: int = 200_000) -> dict[str, flo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=200, help="batches per format")
+    parser.add_argument("--batches", type=int, default=600, help="batches per format")
     parser.add_argument("--batch", type=int, default=1000, help="records per batch")
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows for the drift query")
     parser.add_argument("--skip-query", action="store_true")
+    parser.add_argument(
+        "--sdk-calls", type=int, default=500_000, help="SDK end-to-end calls (0: skip)"
+    )
     args = parser.parse_args(argv)
 
     rng = np.random.default_rng(1)
@@ -294,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                 client_us[name] = 1e6 * (time.process_time() - client0) / total
                 time.sleep(2)  # background merges of what was just inserted count too
                 server_us[name] = 1e6 * (process_cpu_s(process.pid) - server0) / total
+            sdk = sdk_end_to_end(url, args.sdk_calls, args.features) if args.sdk_calls else None
         finally:
             process.terminate()
             process.wait(30)
@@ -309,6 +373,13 @@ def main(argv: list[str] | None = None) -> int:
             f"client {client_us[name]:.1f} us; load average {os.getloadavg()[0]:.1f}"
         )
 
+    if sdk is not None:
+        print(
+            f"SDK -> server -> store, one thread calling   {sdk['rate']:12,.0f} predictions/s "
+            f"(calls issued at {sdk['issued_rate']:,.0f}/s; {sdk['stored']:,.0f} of "
+            f"{args.sdk_calls:,} stored, {sdk['rows'] - sdk['stored']:,.0f} duplicate rows, "
+            f"{sdk['dropped']:,.0f} dropped, flush {'ok' if sdk['flushed'] else 'timed out'})"
+        )
     if not args.skip_query:
         q = drift_query(args.rows, args.features)
         print(
