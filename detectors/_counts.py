@@ -57,6 +57,8 @@ def _per_value(store: Store, params: dict[str, object], names: Sequence[str]) ->
     out: Pairs = {}
     for name in names:
         r, c = ref.get(name, {}), cur.get(name, {})
+        if not c:  # no finite value in the window: nothing to compare
+            continue
         keys = sorted(set(r) | set(c))
         out[name] = (
             np.array([r.get(k, 0) for k in keys], dtype=float),
@@ -84,9 +86,9 @@ def _evidently(
     store: Store, window: Window, baseline: Baseline, names: Sequence[str], hellinger: bool
 ) -> Pairs:
     params = source_params(window, baseline.baseline_id, names)
-    cur = _summaries(store, params, CURRENT_NUM)
-    names = [n for n in names if n in cur]
     if hellinger:
+        cur = _summaries(store, params, CURRENT_NUM)
+        names = [n for n in names if n in cur]
         # Sturges over the distinct values of both sides, whatever their number.
         distinct = distinct_counts(store, (REFERENCE_NUM, CURRENT_NUM), params)
         edges = {}
@@ -101,10 +103,15 @@ def _evidently(
     ref_distinct = {n: baseline.feature(n).distinct for n in names}
     if any(d == 0 for d in ref_distinct.values()):  # profile from before distinct counts
         ref = _summaries(store, params, REFERENCE_NUM)
-        ref_distinct = {n: ref[n].distinct for n in names}
+        ref_distinct = {n: ref[n].distinct if n in ref else 0 for n in names}
+    # Only the Sturges-binned features need the window's range; the others are counted per
+    # value, which also tells whether the window has any value of them.
     many = [n for n in names if ref_distinct[n] > 20]
+    cur = _summaries(store, {**params, "names": names_param(many)}, CURRENT_NUM) if many else {}
     edges = {}
     for n in many:
+        if n not in cur:
+            continue
         p = baseline.feature(n)
         lo, hi = min(p.min or 0.0, cur[n].min), max(p.max or 0.0, cur[n].max)
         edges[n] = sturges_edges(lo, hi, p.count + cur[n].count)
@@ -112,7 +119,7 @@ def _evidently(
         n: (r[0].astype(float), c[0].astype(float))
         for n, (r, c) in _both_sides(store, params, edges).items()
     }
-    out.update(_per_value(store, params, [n for n in names if n not in edges]))
+    out.update(_per_value(store, params, [n for n in names if n not in many]))
     return out
 
 

@@ -185,7 +185,14 @@ def test_drift_scores_match(
     config = DriftConfig(numeric_methods=NUMERIC_METHODS, categorical_methods=("jensen_shannon",))
     runs = [run_drift(store, b, window, config) for b in (from_file, from_frame)]
     scores = [{(r.feature, r.method): (r.score, r.p_value) for r in run.results} for run in runs]
-    assert scores[0] == scores[1]
+    assert scores[0].keys() == scores[1].keys()
+    # Equal up to the summation order of the engine's parallel aggregation (the profile's std).
+    for key, (score, p_value) in scores[0].items():
+        other_score, other_p = scores[1][key]
+        assert score == pytest.approx(other_score, rel=1e-12, abs=1e-15), key
+        assert (p_value is None) == (other_p is None), key
+        if p_value is not None:
+            assert p_value == pytest.approx(other_p, rel=1e-12, abs=1e-15), key
     assert len(scores[0]) == 3 * len(NUMERIC_METHODS) + 3
 
 
