@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 
 from keelwatch.detectors import Window, register_baseline
-from keelwatch.detectors._baseline import QUANTILES
 from keelwatch.detectors._ecdf import ecdf_distances
+from keelwatch.detectors._profile import QUANTILES
 from keelwatch.store import Store
 
 # (reference size, current size): equal (the L1 branch), co-prime, one side a multiple of the
