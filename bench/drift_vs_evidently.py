@@ -18,7 +18,7 @@ anonymous memory (``RssAnon`` sampled every 10 ms: heap and buffers, what the st
 then the ratios, for detection and end to end (load + detect), and the largest absolute score
 difference per method over all features.
 
-    .venv/bin/python bench/drift_vs_evidently.py                 # 1M rows x 20 numeric
+    .venv/bin/python bench/drift_vs_evidently.py                 # 1M rows: numeric, then mixed
     .venv/bin/python bench/drift_vs_evidently.py --rows 100000 --case mixed
     .venv/bin/python bench/drift_vs_evidently.py --rows 100000 --method psi   # force one method
 """
@@ -287,7 +287,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows per side")
     parser.add_argument("--features", type=int, default=20, help="numeric features")
-    parser.add_argument("--case", choices=("numeric", "mixed"), default="numeric")
+    parser.add_argument(
+        "--case",
+        choices=("numeric", "mixed", "both"),
+        default="both",
+        help="numeric features only, numeric and categorical, or one after the other",
+    )
     parser.add_argument(
         "--method", choices=sorted(METHOD_NAMES), help="force one method (Evidently's name)"
     )
@@ -299,14 +304,18 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
-    print(f"case={args.case} rows={args.rows:,} per side, {args.features} numeric features")
-    with tempfile.TemporaryDirectory() as data:
-        ref, cur = generate(args.rows, args.features, args.case)
-        ref.to_parquet(f"{data}/reference.parquet")
-        cur.to_parquet(f"{data}/current.parquet")
-        del ref, cur
-        args.data = data
-        compare(args)
+    for case in ("numeric", "mixed") if args.case == "both" else (args.case,):
+        extra = ""
+        if case == "mixed":
+            extra = f", {args.features // 4} categorical and one 4-valued numeric"
+        print(f"\ncase={case}: {args.rows:,} rows per side, {args.features} numeric{extra}")
+        with tempfile.TemporaryDirectory() as data:
+            ref, cur = generate(args.rows, args.features, case)
+            ref.to_parquet(f"{data}/reference.parquet")
+            cur.to_parquet(f"{data}/current.parquet")
+            del ref, cur
+            args.data = data
+            compare(args)
 
 
 def _work(run: dict) -> float:
