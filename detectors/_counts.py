@@ -6,7 +6,7 @@ one per feature; the results are aligned count vectors ready for ``_methods``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from ._sql import (
     REFERENCE_ONE,
     NumericSummary,
     Window,
+    capped_value_counts,
     distinct_counts,
     histograms,
     names_param,
@@ -29,7 +30,7 @@ from ._sql import (
     value_counts,
 )
 
-__all__ = ["COMPATS", "Pairs", "numeric_pairs"]
+__all__ = ["COMPATS", "Known", "Pairs", "few_value_counts", "numeric_pairs"]
 
 COMPATS = ("keelwatch", "evidently", "nannyml")
 #: Per feature: (reference counts, current counts), aligned.
@@ -48,12 +49,44 @@ def _keelwatch(store: Store, window: Window, baseline: Baseline, names: Sequence
     return out
 
 
-def _per_value(store: Store, params: dict[str, object], names: Sequence[str]) -> Pairs:
+#: Per few-valued feature: the reference's value counts, and the window's (``None`` when the
+#: window holds more than ``FEW_VALUES_CAP`` distinct values).
+Known = Mapping[str, tuple[dict[float, int], dict[float, int] | None]]
+
+
+def few_value_counts(
+    store: Store, window: Window, baseline_id: str, names: Sequence[str]
+) -> dict[str, tuple[dict[float, int], dict[float, int] | None]]:
+    """Both sides' value counts of few-valued numeric features, in one read of the window.
+
+    Evidently's test choice needs the distinct values of reference and window together, and
+    its per-value binning the counts of each: one query answers both.
+    """
     if not names:
         return {}
-    sub = {**params, "names": names_param(names)}
-    ref = value_counts(store, REFERENCE_NUM, sub)
-    cur = value_counts(store, CURRENT_NUM, sub)
+    params = source_params(window, baseline_id, names)
+    ref = value_counts(store, REFERENCE_NUM, params)
+    cur = capped_value_counts(store, CURRENT_NUM, params)
+    return {n: (ref.get(n, {}), cur.get(n, {})) for n in names}
+
+
+def _per_value(
+    store: Store, params: dict[str, object], names: Sequence[str], known: Known | None = None
+) -> Pairs:
+    if not names:
+        return {}
+    known = known or {}
+    ref: dict[str, dict[float, int]] = {}
+    cur: dict[str, dict[float, int]] = {}
+    for name in names:
+        counts = known.get(name)
+        if counts is not None and counts[1] is not None:
+            ref[name], cur[name] = counts[0], counts[1]
+    rest = [n for n in names if n not in cur]
+    if rest:
+        sub = {**params, "names": names_param(rest)}
+        ref.update(value_counts(store, REFERENCE_NUM, sub))
+        cur.update(value_counts(store, CURRENT_NUM, sub))
     out: Pairs = {}
     for name in names:
         r, c = ref.get(name, {}), cur.get(name, {})
@@ -83,7 +116,12 @@ def _summaries(store: Store, params: dict[str, object], source: str) -> dict[str
 
 
 def _evidently(
-    store: Store, window: Window, baseline: Baseline, names: Sequence[str], hellinger: bool
+    store: Store,
+    window: Window,
+    baseline: Baseline,
+    names: Sequence[str],
+    hellinger: bool,
+    known: Known | None = None,
 ) -> Pairs:
     params = source_params(window, baseline.baseline_id, names)
     if hellinger:
@@ -119,7 +157,7 @@ def _evidently(
         n: (r[0].astype(float), c[0].astype(float))
         for n, (r, c) in _both_sides(store, params, edges).items()
     }
-    out.update(_per_value(store, params, [n for n in names if n not in many]))
+    out.update(_per_value(store, params, [n for n in names if n not in many], known))
     return out
 
 
@@ -145,17 +183,19 @@ def numeric_pairs(
     names: Sequence[str],
     compat: str,
     hellinger: bool = False,
+    known: Known | None = None,
 ) -> Pairs:
     """Aligned (reference, current) counts per numeric feature under ``compat``'s binning.
 
-    ``hellinger`` selects Evidently's separate Hellinger binning.
+    ``hellinger`` selects Evidently's separate Hellinger binning. ``known``: value counts of
+    few-valued features already read (:func:`few_value_counts`), not read again.
     """
     if compat not in COMPATS:
         raise ValueError(f"compat must be one of {COMPATS}, got {compat!r}")
     if not names:
         return {}
     if compat == "evidently":
-        return _evidently(store, window, baseline, names, hellinger)
+        return _evidently(store, window, baseline, names, hellinger, known)
     if compat == "nannyml":
         return _nannyml(store, window, baseline, names)
     return _keelwatch(store, window, baseline, names)

@@ -29,7 +29,7 @@ from ._config import (
     DriftConfig,
     evidently_method,
 )
-from ._counts import Pairs, numeric_pairs
+from ._counts import Known, Pairs, few_value_counts, numeric_pairs
 from ._ecdf import EcdfDistances, ecdf_distances
 from ._grid import grid_counts
 from ._methods import (
@@ -44,13 +44,10 @@ from ._methods import (
 )
 from ._multiple import adjust_p_values
 from ._sql import (
-    CURRENT_NUM,
-    REFERENCE_NUM,
+    FEW_VALUES_CAP,
     Window,
     category_counts,
-    distinct_counts,
     format_segment,
-    source_params,
     window_count,
 )
 
@@ -168,12 +165,11 @@ def _binned_score(
 
 
 def _methods_per_feature(
-    store: Store,
-    window: Window,
     baseline: Baseline,
     config: DriftConfig,
     numeric: Sequence[FeatureProfile],
     current_cats: dict[str, dict[str, int]],
+    few: Known,
 ) -> dict[str, tuple[str, ...]]:
     out: dict[str, tuple[str, ...]] = {}
     if config.selection == "fixed":
@@ -182,12 +178,10 @@ def _methods_per_feature(
         for name in current_cats:
             out[name] = config.categorical_methods
         return out
-    # Only a reference with at most 5 distinct values can leave the union at most 5.
-    few = [p.name for p in numeric if p.distinct <= 5]
     distinct = {p.name: p.distinct for p in numeric}
-    if few:
-        params = source_params(window, baseline.baseline_id, few)
-        distinct.update(distinct_counts(store, (REFERENCE_NUM, CURRENT_NUM), params, 6))
+    for name, (ref, cur) in few.items():
+        # The window's counts are dropped above FEW_VALUES_CAP values: then the union is > 5.
+        distinct[name] = FEW_VALUES_CAP + 1 if cur is None else len(set(ref) | set(cur))
     for p in numeric:
         first = evidently_method("numeric", p.count, distinct.get(p.name, 0))
         out[p.name] = (first, *[m for m in config.numeric_methods if m != first])
@@ -275,7 +269,16 @@ def run_drift(
     numeric = [p for p in baseline.features if p.kind == "numeric" and p.count > 0]
     categorical = [p for p in baseline.features if p.kind == "categorical" and p.count > 0]
     current_cats = category_counts(store, window, [p.name for p in categorical])
-    methods = _methods_per_feature(store, window, baseline, config, numeric, current_cats)
+    # Evidently's test choice: only a reference with at most 5 distinct values can leave the
+    # union of both sides at most 5; their value counts also serve the per-value binning.
+    few = (
+        few_value_counts(
+            store, window, baseline.baseline_id, [p.name for p in numeric if p.distinct <= 5]
+        )
+        if config.selection != "fixed"
+        else {}
+    )
+    methods = _methods_per_feature(baseline, config, numeric, current_cats, few)
     wanted = {m for p in numeric for m in methods[p.name]}
     ecdf_names = [p.name for p in numeric if NUMERIC_ONLY & set(methods[p.name])]
     n_window = window_count(store, window)
@@ -292,10 +295,10 @@ def run_drift(
         if config.compat == "keelwatch":
             binned = {name: grid[name].binned() for name in binned_names if name in grid}
         else:
-            binned = numeric_pairs(store, window, baseline, binned_names, config.compat)
+            binned = numeric_pairs(store, window, baseline, binned_names, config.compat, known=few)
     else:
         ecdf = ecdf_distances(store, window, baseline.baseline_id, ecdf_names, sizes, ks=ks_names)
-        binned = numeric_pairs(store, window, baseline, binned_names, config.compat)
+        binned = numeric_pairs(store, window, baseline, binned_names, config.compat, known=few)
     hell: Pairs = {}
     if "hellinger" in wanted and config.compat == "evidently":
         hell_names = [p.name for p in numeric if "hellinger" in methods[p.name]]

@@ -23,12 +23,14 @@ from keelwatch.store import Store
 __all__ = [
     "CURRENT_NUM",
     "CURRENT_ONE",
+    "FEW_VALUES_CAP",
     "REFERENCE_NUM",
     "REFERENCE_ONE",
     "WHERE_WINDOW",
     "NumericSummary",
     "Segment",
     "Window",
+    "capped_value_counts",
     "category_counts",
     "distinct_counts",
     "format_segment",
@@ -302,6 +304,31 @@ def value_counts(
     out: dict[str, dict[float, int]] = {}
     for row in rows:
         out.setdefault(str(row["feature"]), {})[float(row["x"])] = int(row["c"])
+    return out
+
+
+#: Most distinct window values kept per few-valued feature (more: the counts are not kept).
+FEW_VALUES_CAP = 21
+
+
+def capped_value_counts(
+    store: Store, source: str, params: Mapping[str, Any], cap: int = FEW_VALUES_CAP
+) -> dict[str, dict[float, int] | None]:
+    """Like :func:`value_counts`, but a feature with more than ``cap`` distinct values maps to
+    ``None`` (its counts are not sent back: a few-valued reference feature may have become
+    continuous in the window)."""
+    keep = int(cap) + 1  # one more than the cap tells "more than cap" apart
+    rows = store.query(
+        f"SELECT feature, groupArray({keep})(x) AS xs, groupArray({keep})(c) AS cs, "
+        f"count() AS distinct FROM (SELECT feature, x, count() AS c FROM ({source}) "
+        "GROUP BY feature, x) GROUP BY feature",
+        params,
+    ).to_pylist()
+    out: dict[str, dict[float, int] | None] = {}
+    for row in rows:
+        counts = zip(row["xs"], row["cs"], strict=True)
+        capped = int(row["distinct"]) > cap
+        out[str(row["feature"])] = None if capped else {float(x): int(c) for x, c in counts}
     return out
 
 

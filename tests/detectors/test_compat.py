@@ -105,6 +105,11 @@ def test_evidently_default_selection(
     ref, cur = _frames(rng, n_ref, n_cur)
     ref["three"] = rng.integers(0, 3, n_ref).astype(float)
     cur["three"] = rng.integers(0, 3, n_cur).astype(float)
+    # Few values in the reference, more in the window: under and over the window's value cap.
+    ref["eight"] = rng.integers(0, 4, n_ref).astype(float)
+    cur["eight"] = rng.integers(0, 8, n_cur).astype(float)
+    ref["spread"] = rng.integers(0, 4, n_ref).astype(float)
+    cur["spread"] = rng.normal(2.0, 1.0, n_cur)
     baseline = register_baseline(store, "m", ref)
     window = insert(store, "m", cur)
     run = run_drift(store, baseline, window, DriftConfig.evidently())
