@@ -19,9 +19,6 @@ from ._spec import RawCall
 
 _lock = threading.Lock()
 _by_registry: dict[int, tuple[Any, SdkMetrics]] = {}
-#: prometheus-client's default latency buckets (seconds), +Inf last.
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
-_BOUNDS = (*BUCKETS, float("inf"))
 
 
 class _Tally:
@@ -29,17 +26,19 @@ class _Tally:
 
     __slots__ = ("buckets", "calls", "errors", "latency_sum")
 
-    def __init__(self) -> None:
+    def __init__(self, n_buckets: int) -> None:
         self.calls = 0
         self.errors = 0
         self.latency_sum = 0.0
-        self.buckets = [0] * len(_BOUNDS)
+        self.buckets = [0] * n_buckets
 
 
 class _CallCollector:
     """``keelwatch_sdk_predictions``, ``_errors`` and ``_prediction_latency_seconds``."""
 
-    def __init__(self) -> None:
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        #: Upper bounds of the latency buckets (seconds), +Inf last.
+        self._bounds = bounds
         self._tallies: dict[str, _Tally] = {}
         self._lock = threading.Lock()  # several clients' sender threads may share a registry
 
@@ -49,15 +48,15 @@ class _CallCollector:
         with self._lock:
             tally = self._tallies.get(model)
             if tally is None:
-                tally = self._tallies[model] = _Tally()
+                tally = self._tallies[model] = _Tally(len(self._bounds))
             tally.calls += 1
             tally.latency_sum += latency
-            tally.buckets[bisect.bisect_left(_BOUNDS, latency)] += 1  # le: value <= bound
+            tally.buckets[bisect.bisect_left(self._bounds, latency)] += 1  # le: value <= bound
             if raw.error is not None:
                 tally.errors += 1
 
     def describe(self) -> list[Any]:
-        return list(self._families(()))
+        return list(self._families((), self._bounds))
 
     def collect(self) -> Iterator[Any]:
         with self._lock:
@@ -65,10 +64,10 @@ class _CallCollector:
                 (m, t.calls, t.errors, t.latency_sum, list(t.buckets))
                 for m, t in self._tallies.items()
             ]
-        return self._families(snapshot)
+        return self._families(snapshot, self._bounds)
 
     @staticmethod
-    def _families(snapshot: Any) -> Iterator[Any]:
+    def _families(snapshot: Any, bounds: tuple[float, ...]) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
         calls = CounterMetricFamily(
@@ -86,7 +85,7 @@ class _CallCollector:
             calls.add_metric([model], n)
             errors.add_metric([model], n_errors)
             cumulative, running = [], 0
-            for bound, count in zip(_BOUNDS, buckets, strict=True):
+            for bound, count in zip(bounds, buckets, strict=True):
                 running += count
                 cumulative.append((_le(bound), running))
             latency.add_metric([model], cumulative, total)
@@ -105,7 +104,7 @@ class SdkMetrics:
     def __init__(self, registry: Any) -> None:
         import prometheus_client as prom
 
-        calls = _CallCollector()
+        calls = _CallCollector(tuple(prom.Histogram.DEFAULT_BUCKETS))
         registry.register(calls)
         #: Count one call (sender thread).
         self.observe = calls.observe

@@ -169,7 +169,7 @@ class Converter:
     def call(self, raw: RawCall) -> list[bytes]:
         """The encoded prediction records of one call (several for a batch call)."""
         spec = raw.spec
-        plan = self._plans.get(spec) or self._plan(spec)
+        plan = self._plan(spec)
         arrow = self.arrow
         if arrow is not None and plan.direct and raw.trace is None and raw.error is None:
             # The common call (one dict of numbers in, a float out, nothing to mask or sample)

@@ -54,9 +54,7 @@ def _keelwatch(store: Store, window: Window, baseline: Baseline, names: Sequence
 Known = Mapping[str, tuple[dict[float, int], dict[float, int] | None]]
 
 
-def few_value_counts(
-    store: Store, window: Window, baseline_id: str, names: Sequence[str]
-) -> dict[str, tuple[dict[float, int], dict[float, int] | None]]:
+def few_value_counts(store: Store, window: Window, baseline_id: str, names: Sequence[str]) -> Known:
     """Both sides' value counts of few-valued numeric features, in one read of the window.
 
     Evidently's test choice needs the distinct values of reference and window together, and
