@@ -64,21 +64,21 @@ SELECT feature, countResample(-1, {end:Int64}, 1)(cell, cell) AS cells, sum(d) A
 # countResample per position (-ForEach): no ARRAY JOIN and no per-value lookup, about 3x faster
 # at 100 features. Rows with another layout, if any, go through _CELLS. Non-finite values get
 # cell -2, outside the counted range, as the general query drops them.
-_LAYOUT = f"SELECT mapKeys(num) AS k FROM predictions WHERE {WHERE_WINDOW} LIMIT 1"
+_LAYOUT = f"SELECT num.keys AS k FROM predictions WHERE {WHERE_WINDOW} LIMIT 1"
 _BY_POSITION = f"""
 SELECT countResampleForEach(-1, {{end:Int64}}, 1)(cells, cells) AS cells,
  sumForEach(d) AS outside, count() AS n FROM (
- SELECT mapValues(num) AS xs,
+ SELECT num.values AS xs,
   arrayMap((x, lo, hi, scale, g) -> if(isFinite(x),
    least(greatest(toInt64(floor((x - lo) * scale)), -1), g - 1) + (x > hi), -2),
    xs, {{lo:Array(Float64)}}, {{hi:Array(Float64)}}, {{scale:Array(Float64)}},
    {{cells:Array(Int64)}}) AS cells,
   arrayMap((x, lo, hi) -> if(isFinite(x), greatest(lo - x, 0.) + greatest(x - hi, 0.), 0.),
    xs, {{lo:Array(Float64)}}, {{hi:Array(Float64)}}) AS d
- FROM predictions WHERE {WHERE_WINDOW} AND mapKeys(num) = {{layout:Array(String)}}
+ FROM predictions WHERE {WHERE_WINDOW} AND num.keys = {{layout:Array(String)}}
 )
 """
-_OTHER_LAYOUTS = CURRENT_NUM + " AND mapKeys(num) != {layout:Array(String)}"
+_OTHER_LAYOUTS = CURRENT_NUM + " AND num.keys != {layout:Array(String)}"
 
 Grid = tuple[float, float, int, int]
 Cells = tuple[np.ndarray, int, int, float]

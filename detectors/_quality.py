@@ -199,15 +199,15 @@ class _Numeric(NamedTuple):
 # one model's calls send them) are aggregated position by position on the map's value array with
 # -ForEach combinators: no ARRAY JOIN and no per-value name lookup. Rows with any other layout go
 # through the general query, and the two are merged per feature (``_Numeric.merge``).
-_LAYOUT = f"SELECT mapKeys(num) AS k FROM predictions WHERE {WHERE_WINDOW} LIMIT 1"
+_LAYOUT = f"SELECT num.keys AS k FROM predictions WHERE {WHERE_WINDOW} LIMIT 1"
 _BY_POSITION = (
     "SELECT count() AS rows, "
     "sumForEach(arrayMap(x -> toUInt64(isFinite(x)), xs)) AS n, "
     "sumForEach(arrayMap((x, lo, hi) -> toUInt64(isFinite(x) AND (x < lo OR x > hi)), xs, "
     "{lo:Array(Float64)}, {hi:Array(Float64)})) AS outside, "
     "uniqUpToForEach(1)(xs) AS u, anyForEach(xs) AS one "
-    f"FROM (SELECT mapValues(num) AS xs FROM predictions WHERE {WHERE_WINDOW} "
-    "AND mapKeys(num) = {layout:Array(String)})"
+    f"FROM (SELECT num.values AS xs FROM predictions WHERE {WHERE_WINDOW} "
+    "AND num.keys = {layout:Array(String)})"
 )
 # transform() is a hash lookup per value; indexOf() scanned the names per value (50x slower at
 # 100 features).
@@ -216,8 +216,8 @@ _GENERAL = (
     "countIf(isFinite(v) AND (v < transform(k, {names:Array(String)}, "
     "{lo:Array(Float64)}, nan) OR v > transform(k, {names:Array(String)}, "
     "{hi:Array(Float64)}, nan))) AS outside, uniqUpTo(1)(v) AS u, any(v) AS one "
-    "FROM predictions ARRAY JOIN mapKeys(num) AS k, mapValues(num) AS v "
-    f"WHERE {WHERE_WINDOW} AND mapKeys(num) != {{layout:Array(String)}} GROUP BY k"
+    "FROM predictions ARRAY JOIN num.keys AS k, num.values AS v "
+    f"WHERE {WHERE_WINDOW} AND num.keys != {{layout:Array(String)}} GROUP BY k"
 )
 
 
@@ -301,7 +301,7 @@ def quality(
         for r in store.query(
             "SELECT feature, groupArray(x) AS xs, groupArray(c) AS cs FROM ("
             " SELECT k AS feature, v AS x, count() AS c FROM predictions "
-            " ARRAY JOIN mapKeys(cat) AS k, mapValues(cat) AS v "
+            " ARRAY JOIN cat.keys AS k, cat.values AS v "
             f" WHERE {WHERE_WINDOW} GROUP BY k, v) GROUP BY feature",
             params,
         ).to_pylist()

@@ -89,8 +89,8 @@ _REFERENCE = (
     "AND row >= {lo:UInt64} AND row < {hi:UInt64} GROUP BY row)"
 ).replace("@D", "length({names:Array(String)})")
 _WINDOW = (
-    f"SELECT {_Z} FROM (SELECT arrayMap(k -> {_position('k')}, mapKeys(num)) AS p, "
-    f"mapValues(num) AS v FROM predictions WHERE {WHERE_WINDOW})"
+    f"SELECT {_Z} FROM (SELECT arrayMap(k -> {_position('k')}, num.keys) AS p, "
+    f"num.values AS v FROM predictions WHERE {WHERE_WINDOW})"
 ).replace("@D", "length({names:Array(String)})")
 
 
