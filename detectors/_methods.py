@@ -14,7 +14,7 @@ Every method here takes numbers that ClickHouse aggregated; no raw values reach 
   ``sqrt(Σ (sqrt r − sqrt c)²) / sqrt 2`` (NannyML) for proper distributions.
 - Chi-square, two-sample (keelwatch, NannyML): the test of homogeneity of the ``2 x k`` table
   of reference and current counts, ``(2 − 1)(k − 1)`` degrees of freedom, no continuity
-  correction, as ``scipy.stats.chi2_contingency(..., correction=False)``; categories empty on
+  correction, as ``scipy._stats().chi2_contingency(..., correction=False)``; categories empty on
   both sides are dropped.
 - Chi-square, goodness of fit (Evidently): observed current counts against ``reference counts ·
   n_cur / n_ref``, ``k − 1`` degrees of freedom, as ``scipy.stats.chisquare``; a category unseen
@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from types import ModuleType
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "chi_square",
@@ -50,6 +50,14 @@ __all__ = [
 ]
 
 KS_EXACT_MAX_N = 10_000
+
+
+def _stats() -> ModuleType:
+    # Imported on first use: a run whose methods are all distances (Evidently's default choice
+    # at production sizes) never needs SciPy, whose stats module costs about 70 MB resident.
+    from scipy import stats
+
+    return stats
 
 
 def _proportions(counts: np.ndarray) -> np.ndarray | None:
@@ -126,7 +134,7 @@ def chi_square(reference: np.ndarray, current: np.ndarray) -> tuple[float, float
         return float("inf"), 0.0
     keep = expected > 0
     statistic = float(np.sum((cur[keep] - expected[keep]) ** 2 / expected[keep]))
-    return statistic, float(stats.chi2.sf(statistic, int(keep.sum()) - 1))
+    return statistic, float(_stats().chi2.sf(statistic, int(keep.sum()) - 1))
 
 
 def chi_square_homogeneity(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
@@ -135,7 +143,7 @@ def chi_square_homogeneity(reference: np.ndarray, current: np.ndarray) -> tuple[
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or np.any(table.sum(axis=1) == 0):
         return float("nan"), float("nan")
-    result = stats.chi2_contingency(table, correction=False)
+    result = _stats().chi2_contingency(table, correction=False)
     return float(result.statistic), float(result.pvalue)
 
 
@@ -154,7 +162,7 @@ def z_test(ref_zeros: int, n_ref: int, cur_zeros: int, n_cur: int) -> tuple[floa
     if pooled in (0.0, 1.0):  # one category on both sides: no evidence of a difference
         return 0.0, 1.0
     z = (p1 - p2) / math.sqrt(pooled * (1 - pooled) * (1.0 / n_ref + 1.0 / n_cur))
-    return z, float(2.0 * (1.0 - stats.norm.cdf(abs(z))))
+    return z, float(2.0 * (1.0 - _stats().norm.cdf(abs(z))))
 
 
 def ks_p_value(
@@ -184,8 +192,8 @@ def ks_p_value(
         cur = np.repeat([0.0, 1.0], [cur_below, n_cur - cur_below])
         with warnings.catch_warnings():  # scipy falls back to asymp itself, and says so
             warnings.simplefilter("ignore", RuntimeWarning)
-            result = stats.ks_2samp(ref, cur, method="exact")
+            result = _stats().ks_2samp(ref, cur, method="exact")
         return d, float(result.pvalue)
     m, n = sorted([float(n_ref), float(n_cur)], reverse=True)
-    p = float(stats.kstwo.sf(d, np.round(m * n / (m + n))))
+    p = float(_stats().kstwo.sf(d, np.round(m * n / (m + n))))
     return d, float(np.clip(p, 0.0, 1.0))
