@@ -168,13 +168,16 @@ class Run:
 
 
 class DropWatch(threading.Thread):
-    """Samples the client's queue depth and drops every 0.5 s: when records were lost."""
+    """Samples the client's queue depth, its drops and the sender's and server's CPU every
+    0.5 s: when records were lost, and whether the sender was short of CPU or waiting then."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, sender_stat: str, server_stat: str) -> None:
         super().__init__(daemon=True)
         self._client = client
+        self._stats = (sender_stat, server_stat)
         self._done = threading.Event()
-        self.samples: list[tuple[float, int, int]] = []  # (seconds, queued, dropped so far)
+        # (seconds, queued, dropped so far, sender CPU s, server CPU s)
+        self.samples: list[tuple[float, int, int, float, float]] = []
         self.start()
 
     def run(self) -> None:
@@ -182,21 +185,34 @@ class DropWatch(threading.Thread):
         while not self._done.wait(0.5):
             stats = self._client.stats()
             dropped = sum(stats.dropped.values())
-            self.samples.append((time.perf_counter() - t0, stats.queued, dropped))
+            cpu = [cpu_seconds(path) for path in self._stats]
+            self.samples.append((time.perf_counter() - t0, stats.queued, dropped, *cpu))
 
     def stop(self) -> None:
         self._done.set()
         self.join()
 
     def report(self) -> str:
-        """Seconds into the loop at which drops grew, with the queue depth then."""
+        """Seconds into the loop at which drops grew, with the queue depth then; the samples
+        around the deepest queue (queue, and the sender's and server's share of a core)."""
         spans, before = [], 0
-        for at, queued, dropped in self.samples:
+        for at, queued, dropped, _, _ in self.samples:
             if dropped > before:
                 spans.append(f"{at:.1f}s +{dropped - before} (queue {queued})")
             before = dropped
-        peak = max((q for _, q, _ in self.samples), default=0)
-        return f"peak sampled queue {peak}; drops at: {', '.join(spans) or 'none'}"
+        peak = max((q for _, q, _, _, _ in self.samples), default=0)
+        lines = [f"peak sampled queue {peak}; drops at: {', '.join(spans) or 'none'}"]
+        if len(self.samples) > 1:
+            top = max(range(len(self.samples)), key=lambda i: self.samples[i][1])
+            lines.append("around the peak: seconds queue sender% server%")
+            for i in range(max(1, top - 6), min(len(self.samples), top + 3)):
+                (at, q, _, snd, srv), prev = self.samples[i], self.samples[i - 1]
+                dt = at - prev[0]
+                lines.append(
+                    f"  {at:5.1f} {q:6d} {100 * (snd - prev[3]) / dt:4.0f} "
+                    f"{100 * (srv - prev[4]) / dt:4.0f}"
+                )
+        return "\n".join(lines)
 
 
 def paced(
@@ -321,7 +337,7 @@ def main() -> None:
         process0 = cpu_seconds("/proc/self/stat")
         requests0 = len(transport.seconds)
         sent0 = client.stats().sent
-        watch = DropWatch(client)
+        watch = DropWatch(client, sender_stat, server_stat)
         mon = paced(monitored, rows, args.rate, n_mon)
         watch.stop()
         behind = client.stats().queued

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import json
 import math
+import operator
+import sys
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain, repeat
 from typing import Any
 
 from ._spec import MonitorSpec
@@ -27,6 +30,9 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 #: the whole batch, so records that break them go as JSON and are refused one by one.
 MAX_NAME_LEN = 128
 MAX_FEATURES = 2000
+#: Bytes of records (estimated) in one batch; the collector takes bodies up to 16 MiB.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+_NUMBERS = frozenset({float, int})
 _OUTPUT_KEYS = ("label", "value", "proba", "text", "prompt_tokens", "completion_tokens")
 _LONG_TEXT = 1024  # outputs with longer text take the JSON path and its size cap
 
@@ -98,6 +104,66 @@ class ArrowRows:
         self.bytes += group[2] if error is None else group[2] + len(error)
         return True
 
+    def add_block(
+        self,
+        spec: MonitorSpec,
+        prediction_ids: Sequence[str],
+        ts: Sequence[float],
+        latency_ms: Sequence[float],
+        outputs: Sequence[float],
+        features: Sequence[dict[str, Any]],
+    ) -> int | None:
+        """Keep the records of a block of calls of one function at once: all with the same
+        feature names, all values ``int``/``float`` (checked here, in C-level
+        passes over the block), no error, no trace ids, a float output. ``None`` when the block
+        does not fit that shape (nothing kept: its records go one by one); else how many
+        records from its start were kept, fewer than all when the batch's byte budget ends.
+        """
+        keys = tuple(features[0])
+        width = len(keys)
+        if not width or set(map(len, features)) != {width}:
+            return None
+        # Values by name, in the first record's order: a record lacking a name raises, and with
+        # the lengths equal, every record has exactly these names (in whatever order).
+        pick = operator.itemgetter(*keys)
+        try:
+            values = (
+                list(map(pick, features))
+                if width == 1
+                else list(chain.from_iterable(map(pick, features)))
+            )
+        except KeyError:
+            return None
+        if not _NUMBERS.issuperset(map(type, values)):
+            return None
+        group = self._groups.get(keys)
+        per = 96 + 9 * len(keys) if group is None else group[2]
+        if group is None and not self._admit(keys):
+            return None
+        spec_row = self._specs.get(spec)
+        if spec_row is None and not all(map(_name_ok, spec.tags)):
+            return None
+        n = min(len(features), (MAX_BATCH_BYTES - self.bytes) // per)
+        if n <= 0:
+            return None if not self._rows else 0
+        if group is None:
+            group = self._groups[keys] = ([], [], per)
+            self._names.update(keys)
+        if spec_row is None:
+            spec_row = self._specs[spec] = len(self._specs)
+        rows = self._rows
+        start = len(rows)
+        rows.extend(
+            zip(
+                prediction_ids[:n], ts[:n], latency_ms[:n], repeat(None, n), repeat("", n),
+                repeat("", n), repeat(spec_row, n), outputs[:n], strict=True,
+            )
+        )  # fmt: skip
+        group[0].extend(range(start, start + n))
+        group[1].extend(values if n == len(features) else values[: n * width])
+        self.bytes += per * n
+        return n
+
     def _admit(self, keys: tuple[str, ...]) -> bool:
         if not all(map(_name_ok, keys)) or len(self._names.union(keys)) > MAX_FEATURES:
             return False
@@ -159,9 +225,7 @@ class ArrowRows:
             columns["span_id"] = pa.array(spans, pa.string())
         if len(self._groups) == 1:
             [(keys, (_, flat, _))] = self._groups.items()
-            width = len(keys)
-            for j, name in enumerate(keys):
-                columns["features." + name] = floats(flat[j::width])
+            columns.update(_feature_columns(pa, keys, flat, floats))
         else:
             for name in sorted(self._names):
                 values: list[Any] = [None] * n
@@ -230,6 +294,34 @@ class ArrowRows:
                 }
             )
         return out
+
+
+def _feature_columns(
+    pa: Any, keys: tuple[str, ...], flat: list[Any], floats: Callable[[Sequence[Any]], Any]
+) -> dict[str, Any]:
+    """The feature columns of a batch whose records share one feature set, ``flat`` holding
+    their values record after record.
+
+    With NumPy (pyarrow brings it), the values become one float matrix in a single C loop and
+    each column is a contiguous row of its transpose: about 0.5 us per 20-feature record
+    against 1.5 us for one ``pa.array`` per column over strided slices of the list.
+    """
+    width = len(keys)
+    np = sys.modules.get("numpy")
+    if np is not None:
+        try:
+            matrix = np.array(flat, dtype=np.float64).reshape(-1, width).T.copy()
+        except (OverflowError, TypeError, ValueError):  # an int past float's range
+            matrix = None
+        if matrix is not None:
+            finite = np.isfinite(matrix)
+            if finite.all():
+                return {"features." + k: pa.array(matrix[j]) for j, k in enumerate(keys)}
+            missing = ~finite  # NaN and infinities are "missing", as in JSON
+            return {
+                "features." + k: pa.array(matrix[j], mask=missing[j]) for j, k in enumerate(keys)
+            }
+    return {"features." + k: floats(flat[j::width]) for j, k in enumerate(keys)}
 
 
 def _finite(value: Any) -> float | None:

@@ -11,8 +11,11 @@ costs a few hundred nanoseconds. One set of metrics per registry (several client
 from __future__ import annotations
 
 import bisect
+import math
 import threading
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from ._spec import RawCall
@@ -42,18 +45,25 @@ class _CallCollector:
         self._tallies: dict[str, _Tally] = {}
         self._lock = threading.Lock()  # several clients' sender threads may share a registry
 
-    def observe(self, raw: RawCall) -> None:
-        model = raw.spec.model
-        latency = raw.latency_s
+    def observe(self, calls: Sequence[RawCall]) -> None:
+        """Count ``calls`` (the sender hands them over one by one or a block at a time)."""
+        model = calls[0].spec.model
+        if len(calls) > 1 and any(c.spec.model != model for c in calls):
+            for raw in calls:
+                self.observe((raw,))
+            return
+        latencies = [c.latency_s for c in calls]
+        errors = len(calls) - [c.error for c in calls].count(None)
+        slots = Counter(map(partial(bisect.bisect_left, self._bounds), latencies))  # le: <=
         with self._lock:
             tally = self._tallies.get(model)
             if tally is None:
                 tally = self._tallies[model] = _Tally(len(self._bounds))
-            tally.calls += 1
-            tally.latency_sum += latency
-            tally.buckets[bisect.bisect_left(self._bounds, latency)] += 1  # le: value <= bound
-            if raw.error is not None:
-                tally.errors += 1
+            tally.calls += len(calls)
+            tally.latency_sum += math.fsum(latencies)
+            for slot, count in slots.items():
+                tally.buckets[slot] += count
+            tally.errors += errors
 
     def describe(self) -> list[Any]:
         return list(self._families((), self._bounds))
@@ -106,7 +116,7 @@ class SdkMetrics:
 
         calls = _CallCollector(tuple(prom.Histogram.DEFAULT_BUCKETS))
         registry.register(calls)
-        #: Count one call (sender thread).
+        #: Count calls (sender thread): a sequence of ``RawCall``.
         self.observe = calls.observe
         self.dropped = prom.Counter(
             "keelwatch_sdk_dropped",

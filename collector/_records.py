@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import zlib
 from collections.abc import Callable
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
@@ -48,7 +49,11 @@ def encode(record: dict[str, Any]) -> bytes:
 
 
 _isfinite = math.isfinite
+_last = operator.itemgetter(-1)
 _NUMBERS = frozenset({float, int})
+_FLOAT = frozenset({float})
+_DICT = frozenset({dict})
+_RAW_CALL = frozenset({RawCall})
 _STR = frozenset({str})
 _MAX_PLANS = 4096
 _NULL_OUTPUT = dict.fromkeys(_outputs.KEYS)
@@ -165,6 +170,48 @@ class Converter:
                 self._plans.clear()
             plan = self._plans[spec] = _make_plan(spec, self._config)
         return plan
+
+    def calls(self, block: list[Any]) -> int | None:
+        """Put a block of queue entries into the Arrow columns at once, when every entry is the
+        common call of one function (``call``'s direct path: one dict of numbers in, a finite
+        float out, nothing to mask or sample, no error, no trace). The checks run as C-level
+        passes over the block, so a record costs about half as much as one by one.
+
+        Returns ``None`` when the block does not fit (nothing taken: convert its entries with
+        ``call``), else how many entries from its start were taken (fewer than all when the
+        Arrow batch is full: seal it and go on from there).
+        """
+        arrow = self.arrow
+        if arrow is None or not _RAW_CALL.issuperset(map(type, block)):
+            return None
+        spec = block[0].spec
+        arity = self._plan(spec).direct
+        if not arity:
+            return None
+        columns = zip(*block, strict=True)  # RawCall's fields, each over the block
+        specs, seqs, ts, latency, args, kwargs, results, errors, traces, streamed = columns
+        n = len(block)
+        if (
+            specs.count(spec) != n
+            or errors.count(None) != n
+            or traces.count(None) != n
+            or any(kwargs)
+            or any(streamed)
+            or not _FLOAT.issuperset(map(type, results))
+            or not _FLOAT.issuperset(map(type, ts))
+            or not _FLOAT.issuperset(map(type, latency))
+            or not all(map(_isfinite, results))
+            or not all(map(_isfinite, ts))
+            or set(map(len, args)) != {arity}
+        ):
+            return None
+        features = list(map(_last, args))
+        latency_ms = [x * 1000.0 for x in latency]
+        if not _DICT.issuperset(map(type, features)) or not all(map(_isfinite, latency_ms)):
+            return None
+        prefix = ids.prefix
+        pids = [f"{prefix}{seq:x}" for seq in seqs]  # as ids.format, without a call each
+        return arrow.add_block(spec, pids, ts, latency_ms, results, features)
 
     def call(self, raw: RawCall) -> list[bytes]:
         """The encoded prediction records of one call (several for a batch call)."""

@@ -22,10 +22,10 @@ import random
 import sys
 import threading
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._arrow import ARROW_STREAM, ArrowRows, encode_json
+from ._arrow import ARROW_STREAM, MAX_BATCH_BYTES, ArrowRows, encode_json
 from ._config import Config
 from ._log import warn_limited
 from ._outbox import PATHS, Batch, Outbox
@@ -33,11 +33,12 @@ from ._records import Converter, error_text
 from ._spec import FlushMarker, RawCall, RawOutcome
 from ._transport import SendResult, Transport
 
-_MAX_BATCH_BYTES = 4 * 1024 * 1024
 _MAX_RETRY_AFTER = 300.0
 # Level 1: on 20-float records about 5x less CPU than level 6 for a body about 10% larger.
 _GZIP_LEVEL = 1
 _PREDICTIONS = PATHS["p"]
+#: Queue entries converted as one block (``Converter.calls``) when at least this many wait.
+_BLOCK = 64
 
 
 def _gzip(body: bytes) -> bytes:
@@ -77,7 +78,7 @@ class Sender:
         outbox: Callable[[], Outbox],
         drop: Callable[[str, int], None],
         sent: Callable[[int], None],
-        observe: Callable[[RawCall], None] | None,
+        observe: Callable[[Sequence[RawCall]], None] | None,
         clock: Callable[[], float],
         headers: Mapping[str, str],
         tick: Callable[[], None] | None = None,
@@ -179,30 +180,73 @@ class Sender:
         # At most one batch worth per cycle, so that under sustained load sealed batches are
         # sent while conversion goes on (rather than piling up until the outbox is full).
         queue = self._queue
-        budget = self._config.batch_size
+        batch_size = self._config.batch_size
+        budget = batch_size
         self._arrow_rows()
         while queue and (final or (budget > 0 and not self._outbox.full())):
+            rows = self._rows
+            if rows is not None:
+                # A block at a time while the calls are the common kind, up to the batch's end.
+                n = min(len(queue), batch_size - len(rows), len(queue) if final else budget)
+                if n >= _BLOCK:
+                    budget -= n
+                    self._block([queue.popleft() for _ in range(n)])
+                    continue
             budget -= 1
-            entry = queue.popleft()
+            self._one(queue.popleft())
+
+    def _block(self, block: list[Any]) -> None:
+        """Convert ``block`` (entries taken from the queue's front) in order: each run of calls
+        at once where it has the common shape (``Converter.calls``), all else one by one."""
+        kinds = list(map(type, block))
+        if kinds.count(RawCall) == len(block):
+            self._calls(block)
+            return
+        start = 0
+        for i, kind in enumerate(kinds):
+            if kind is not RawCall:
+                self._calls(block[start:i])
+                self._one(block[i])
+                start = i + 1
+        self._calls(block[start:])
+
+    def _calls(self, calls: list[RawCall]) -> None:
+        while len(calls) >= _BLOCK and self._rows is not None:
             try:
-                if isinstance(entry, RawCall):
-                    if self._observe is not None:
-                        self._observe(entry)
-                    self._add(_PREDICTIONS, self._convert.call(entry))
-                    rows = self._rows
-                    if rows is not None and (
-                        len(rows) >= self._config.batch_size or rows.bytes >= _MAX_BATCH_BYTES
-                    ):
-                        self._seal_arrow()
-                elif isinstance(entry, RawOutcome):
-                    record = self._convert.outcome(entry)
-                    self._add("/v1/outcomes", [] if record is None else [record])
-                elif isinstance(entry, FlushMarker):
-                    self._seal_all()
-                    self._waiters.append((self._seq, entry, len(self._failures)))
-            except Exception as exc:
-                warn_limited("convert", "record conversion failed: %s", error_text(exc))
-                self._drop("internal_error", 1)
+                taken = self._convert.calls(calls)
+            except Exception as exc:  # a bug here must not lose the calls: one by one instead
+                warn_limited("convert", "block conversion failed: %s", error_text(exc))
+                taken = None
+            if taken is None:
+                break
+            if taken and self._observe is not None:
+                self._observe(calls[:taken])
+            if taken < len(calls) or len(self._rows) >= self._config.batch_size:
+                self._seal_arrow()  # full (by count, or by bytes when some are left)
+            calls = calls[taken:]
+        for entry in calls:
+            self._one(entry)
+
+    def _one(self, entry: Any) -> None:
+        try:
+            if isinstance(entry, RawCall):
+                if self._observe is not None:
+                    self._observe((entry,))
+                self._add(_PREDICTIONS, self._convert.call(entry))
+                rows = self._rows
+                if rows is not None and (
+                    len(rows) >= self._config.batch_size or rows.bytes >= MAX_BATCH_BYTES
+                ):
+                    self._seal_arrow()
+            elif isinstance(entry, RawOutcome):
+                record = self._convert.outcome(entry)
+                self._add("/v1/outcomes", [] if record is None else [record])
+            elif isinstance(entry, FlushMarker):
+                self._seal_all()
+                self._waiters.append((self._seq, entry, len(self._failures)))
+        except Exception as exc:
+            warn_limited("convert", "record conversion failed: %s", error_text(exc))
+            self._drop("internal_error", 1)
 
     def _add(self, path: str, records: list[bytes]) -> None:
         pending = self._pending[path]
@@ -211,7 +255,7 @@ class Sender:
             self._pending_bytes[path] += len(data) + 1
             if (
                 len(pending) >= self._config.batch_size
-                or self._pending_bytes[path] >= _MAX_BATCH_BYTES
+                or self._pending_bytes[path] >= MAX_BATCH_BYTES
             ):
                 self._seal(path)
                 pending = self._pending[path]

@@ -65,8 +65,8 @@ def test_latency_histogram_matches_prometheus_client():
     latencies = [0.0, 1e-9, 0.005, 0.0051, 0.01, 0.3, 1.0, 9.99, 10.0, 11.0]
     for latency in latencies:
         oracle.observe(latency)
-        metrics.observe(SimpleNamespace(spec=spec, latency_s=latency, error=None))
-    metrics.observe(SimpleNamespace(spec=spec, latency_s=0.02, error=ValueError()))
+        metrics.observe((SimpleNamespace(spec=spec, latency_s=latency, error=None),))
+    metrics.observe((SimpleNamespace(spec=spec, latency_s=0.02, error=ValueError()),))
     oracle.observe(0.02)
     value, expected = registry.get_sample_value, oracle_registry.get_sample_value
     for bound in ("0.005", "0.01", "0.025", "0.25", "1.0", "10.0", "+Inf"):
@@ -78,3 +78,30 @@ def test_latency_histogram_matches_prometheus_client():
     assert value(f"{hist}_count", {"model": "m"}) == len(latencies) + 1
     assert value("keelwatch_sdk_predictions_total", {"model": "m"}) == len(latencies) + 1
     assert value("keelwatch_sdk_errors_total", {"model": "m"}) == 1
+
+
+def test_a_block_of_calls_counts_as_the_same_calls_one_by_one():
+    from types import SimpleNamespace
+
+    from keelwatch.collector._metrics import for_registry
+
+    one, block = CollectorRegistry(), CollectorRegistry()
+    by_one, by_block = for_registry(one), for_registry(block)
+    assert by_one is not None and by_block is not None
+    a, b = SimpleNamespace(model="a"), SimpleNamespace(model="b")
+    calls = [
+        SimpleNamespace(spec=a if i % 3 else b, latency_s=i * 0.0037, error=None if i % 4 else 1)
+        for i in range(200)
+    ]
+    for raw in calls:
+        by_one.observe((raw,))
+    by_block.observe(calls[:120])  # two models in one block
+    by_block.observe([c for c in calls[120:] if c.spec is a])  # one model
+    by_block.observe([c for c in calls[120:] if c.spec is b])
+    for family in one.collect():
+        for sample in family.samples:
+            ours = block.get_sample_value(sample.name, sample.labels)
+            if sample.name.endswith("_sum"):
+                assert ours == pytest.approx(sample.value, rel=1e-12), sample
+            else:
+                assert ours == sample.value, sample
