@@ -219,10 +219,15 @@ class Sender:
                 taken = None
             if taken is None:
                 break
-            if taken and self._observe is not None:
-                self._observe(calls[:taken])
-            if taken < len(calls) or len(self._rows) >= self._config.batch_size:
-                self._seal_arrow()  # full (by count, or by bytes when some are left)
+            try:
+                if taken and self._observe is not None:
+                    self._observe(calls[:taken])
+                rows = self._rows
+                full = rows is not None and len(rows) >= self._config.batch_size
+                if taken < len(calls) or full:
+                    self._seal_arrow()  # full (by count, or by bytes when some are left)
+            except Exception as exc:  # the taken records are in the batch: go on with the rest
+                warn_limited("convert", "block bookkeeping failed: %s", error_text(exc))
             calls = calls[taken:]
         for entry in calls:
             self._one(entry)

@@ -148,3 +148,21 @@ def test_the_sender_ships_blocks_whole_within_budget_and_counts_them():
     assert sorted(int(r["prediction_id"][16:], 16) for r in records) == list(range(1, 2201))
     assert len(transport.records("/v1/outcomes")) == 1
     assert sum(observed) == 2200 and max(observed) > 1  # counted, in blocks
+
+
+def test_a_failing_metrics_tally_loses_no_block():
+    def observe(calls: Any) -> None:
+        raise RuntimeError("tally broke")
+
+    queue: collections.deque[Any] = collections.deque(
+        call(i + 1, {"a": float(i), "b": i}) for i in range(500)
+    )
+    transport, stop = InMemoryTransport(), threading.Event()
+    stop.set()
+    sender = Sender(
+        Config(wire_format="arrow"), transport, queue, threading.Event(), stop,
+        outbox=lambda: MemoryOutbox(10_000), drop=lambda reason, n: None, sent=lambda n: None,
+        observe=observe, clock=time.monotonic, headers={},
+    )  # fmt: skip
+    sender.run()
+    assert len(transport.records()) == 500
