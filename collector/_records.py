@@ -7,26 +7,25 @@ the caller's thread. Every record not produced is counted by ``drop(reason, n)``
 The sender runs this for every call, sharing the GIL with the service, so the common case is kept
 short: a record with no masking whose features are all ``str`` keys with ``int``/``float``
 values goes into Arrow columns when the sender writes Arrow (``_arrow``), else is formatted from
-its function's ``_Plan`` JSON template (one C-level JSON encoding of the features dict, no
+its function's ``Plan`` JSON template (one C-level JSON encoding of the features dict, no
 intermediate record dict; finite values only). Anything else takes the general path: a record
 dict, masking, normalisation, ``encode``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 import zlib
 from collections.abc import Callable
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import _inputs, _mask, _otel, _outputs, _values
 from ._arrow import ArrowRows
 from ._config import Config
 from ._ids import ids, row_id
 from ._log import warn_limited
+from ._plan import NULL_OUTPUT, NUMBERS, Plan, encode, json_text, make_plan, numeric_json
 from ._spec import MonitorSpec, RawCall, RawOutcome
 
 _TRUNCATE_TO = 256
@@ -39,100 +38,12 @@ def sampled(prediction_id: str, rate: float) -> bool:
     return zlib.crc32(prediction_id.encode()) < rate * 4294967296.0
 
 
-# One encoder for all: json.dumps with non-default options builds a new one per call (slow).
-_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-
-
-def encode(record: dict[str, Any]) -> bytes:
-    """Compact JSON bytes of one record (NaN/Inf are already ``null``)."""
-    return _encoder.encode(record).encode()
-
-
 _isfinite = math.isfinite
 _last = operator.itemgetter(-1)
-_NUMBERS = frozenset({float, int})
 _FLOAT = frozenset({float})
 _DICT = frozenset({dict})
 _RAW_CALL = frozenset({RawCall})
-_STR = frozenset({str})
 _MAX_PLANS = 4096
-_NULL_OUTPUT = dict.fromkeys(_outputs.KEYS)
-
-# JSONEncoder.encode builds a new C encoder on every call, a third of the cost of encoding 20
-# numbers. Values made here hold no containers of their own making, so one prebuilt encoder
-# without the circular-reference check serves them all (stdlib json; absent where its C
-# accelerator is, and then the plain encoder is used).
-_c_encoder = (
-    None
-    if c_make_encoder is None
-    else c_make_encoder(
-        None, _encoder.default, encode_basestring_ascii, None, ":", ",", False, False, False
-    )
-)
-
-
-def _json(value: Any) -> str:
-    """Compact JSON of an acyclic ``value``; ``ValueError`` for NaN/Inf."""
-    if _c_encoder is None:
-        return _encoder.encode(value)
-    return "".join(_c_encoder(value, 0))
-
-
-def _numeric_json(features: dict[Any, Any]) -> str | None:
-    """JSON of ``features`` when it is already what the wire wants (``str`` keys, finite ``int``
-    / ``float`` values, so ``_values.feature`` would change nothing), else ``None``."""
-    if not _NUMBERS.issuperset(map(type, features.values())) or not _STR.issuperset(
-        map(type, features)
-    ):
-        return None
-    try:
-        return _json(features)
-    except ValueError:  # NaN or Inf (or an int too long to print): the general path decides
-        return None
-
-
-class _Plan(NamedTuple):
-    """What every record of one decorated function shares, worked out once."""
-
-    rate: float
-    arity: int  # positional arguments of a call whose one dict argument is the features, or 0
-    template: str | None  # %-format of a whole record; None when masking applies
-    value_output: str | None  # %-format of the ``output`` of a bare float result, if it maps so
-    #: ``arity`` when a call of that many positional arguments, the last a dict of features,
-    #: returning a finite float may go straight into Arrow columns (see ``Converter.call``).
-    direct: int
-
-
-def _make_plan(spec: MonitorSpec, config: Config) -> _Plan:
-    rate = spec.sample_rate if spec.sample_rate is not None else config.sample_rate
-    masked = (
-        spec.allow is not None
-        or config.allow is not None
-        or spec.deny
-        or config.deny
-        or spec.mask is not None
-        or config.mask is not None
-    )
-    template = None
-    if not masked:
-        tags = {str(k): str(v) for k, v in spec.tags.items()}
-        head = f'"model":{_json(spec.model)},"version":{_json(spec.version)},'
-        head += f'"slot":{_json(spec.slot)},'
-        tail = f'"tags":{_json(tags)},'
-        template = (
-            '{"prediction_id":"%s",'
-            + head.replace("%", "%%")
-            + '"ts":%r,"latency_ms":%r,"error":%s,'
-            + tail.replace("%", "%%")
-            + '"trace_id":"%s","span_id":"%s","features":%s,"output":%s}'
-        )
-    value_output = None
-    if spec.task != "classification":  # then a float result is the output's ``value``
-        value_output = _json({**_NULL_OUTPUT, "value": 0.0}).replace("0.0", "%r")
-    arity = _inputs.single_arity(spec.fn, spec.features)
-    plain = rate >= 1.0 and template is not None and value_output is not None
-    direct = arity if plain and spec.output is None else 0
-    return _Plan(rate, arity, template, value_output, direct)
 
 
 def error_text(exc: BaseException) -> str:
@@ -159,16 +70,16 @@ class Converter:
     def __init__(self, config: Config, drop: Callable[[str, int], None]) -> None:
         self._config = config
         self._drop = drop
-        self._plans: dict[MonitorSpec, _Plan] = {}
+        self._plans: dict[MonitorSpec, Plan] = {}
         #: Where records that fit Arrow columns go (set by the sender), else ``None``: all JSON.
         self.arrow: ArrowRows | None = None
 
-    def _plan(self, spec: MonitorSpec) -> _Plan:
+    def _plan(self, spec: MonitorSpec) -> Plan:
         plan = self._plans.get(spec)
         if plan is None:
             if len(self._plans) >= _MAX_PLANS:  # decorations made on the fly: stay bounded
                 self._plans.clear()
-            plan = self._plans[spec] = _make_plan(spec, self._config)
+            plan = self._plans[spec] = make_plan(spec, self._config)
         return plan
 
     def calls(self, block: list[Any]) -> int | None:
@@ -233,7 +144,7 @@ class Converter:
                 and _isfinite(result)
                 and _isfinite(ts)
                 and _isfinite(latency_ms)
-                and _NUMBERS.issuperset(map(type, args[-1].values()))
+                and NUMBERS.issuperset(map(type, args[-1].values()))
                 and arrow.add(spec, ids.format(raw.seq), ts, latency_ms, None, "", "", args[-1],
                               result)
             ):  # fmt: skip
@@ -297,7 +208,7 @@ class Converter:
     def _emit(
         self,
         spec: MonitorSpec,
-        plan: _Plan,
+        plan: Plan,
         raw: RawCall,
         error: str | None,
         trace_id: str,
@@ -320,13 +231,13 @@ class Converter:
             arrow = self.arrow
             if (
                 arrow is not None
-                and _NUMBERS.issuperset(map(type, features.values()))
+                and NUMBERS.issuperset(map(type, features.values()))
                 and arrow.add(
                     spec, prediction_id, ts, latency_ms, error, trace_id, span_id, features, output
                 )
             ):
                 return []
-            feats_json = _numeric_json(features)
+            feats_json = numeric_json(features)
             if feats_json is not None:
                 if output is None:
                     out_json = "null"
@@ -334,13 +245,13 @@ class Converter:
                     assert plan.value_output is not None
                     out_json = plan.value_output % output
                 else:
-                    out_json = _json(output)
-                err_json = "null" if error is None else _json(error)
+                    out_json = json_text(output)
+                err_json = "null" if error is None else json_text(error)
                 parts = (prediction_id, ts, latency_ms, err_json, trace_id, span_id)
                 data = (plan.template % (*parts, feats_json, out_json)).encode()
                 if len(data) <= self._config.max_record_bytes:
                     return [data]
-        wire = {**_NULL_OUTPUT, "value": output} if isinstance(output, float) else output
+        wire = {**NULL_OUTPUT, "value": output} if isinstance(output, float) else output
         base = {
             "model": spec.model,
             "version": spec.version,
