@@ -1,8 +1,8 @@
 """The background sender: one daemon thread per client (and per process after a fork).
 
-Each cycle it drains the raw queue into encoded records (Arrow columns or JSON, see ``_records``),
-seals batches by size or interval into the outbox (memory or spool), and sends the oldest batches
-not yet on their way, up to ``max_in_flight`` requests at once, each on a short-lived thread
+Each cycle it drains the raw queue into batches in the outbox (memory or spool; ``_batcher``:
+Arrow columns or JSON, sealed by size, at flush markers or by interval), and sends the oldest
+batches not yet on their way, up to ``max_in_flight`` requests at once, each on a short-lived thread
 (the wait for the collector releases the GIL, so conversion, the network and the collector's
 work overlap, and concurrent requests let the collector merge their inserts). Answers may come
 back in any order; a batch leaves the outbox only when its own answer says so. 2xx
@@ -19,31 +19,20 @@ import collections
 import contextlib
 import json
 import random
-import sys
 import threading
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._arrow import ARROW_STREAM, MAX_BATCH_BYTES, ArrowRows, encode_json
+from ._arrow import ARROW_STREAM
+from ._batcher import Batcher
 from ._config import Config
 from ._log import warn_limited
-from ._outbox import PATHS, Batch, Outbox
-from ._records import Converter, error_text
-from ._spec import FlushMarker, RawCall, RawOutcome
+from ._outbox import Batch, Outbox
+from ._records import error_text
+from ._spec import FlushMarker, RawCall
 from ._transport import SendResult, Transport
 
 _MAX_RETRY_AFTER = 300.0
-# Level 1: on 20-float records about 5x less CPU than level 6 for a body about 10% larger.
-_GZIP_LEVEL = 1
-_PREDICTIONS = PATHS["p"]
-#: Queue entries converted as one block (``Converter.calls``) when at least this many wait.
-_BLOCK = 64
-
-
-def _gzip(body: bytes) -> bytes:
-    """A gzip member (header and CRC included) in one call, which releases the GIL."""
-    return zlib.compress(body, _GZIP_LEVEL, wbits=31)
 
 
 class _Request(threading.Thread):
@@ -99,13 +88,7 @@ class Sender:
         self._arrow_headers = {k: v for k, v in headers.items() if k != "Content-Encoding"}
         self._arrow_headers["Content-Type"] = ARROW_STREAM
         self._rng = rng or random.Random()
-        self._convert = Converter(config, drop)
-        self._pending: dict[str, list[bytes]] = {p: [] for p in PATHS.values()}
-        self._pending_bytes: dict[str, int] = dict.fromkeys(PATHS.values(), 0)
-        # Arrow: once wanted (``wire_format``), until the collector or pyarrow refuses it.
-        self._arrow_off = config.wire_format == "json"
-        self._rows: ArrowRows | None = None
-        self._seq = 0
+        self._batcher = Batcher(config, queue, drop, observe, self._flushed)
         self._waiters: list[tuple[int, FlushMarker, int]] = []
         self._failures: list[int] = []
         self._tries: dict[int, int] = {}  # failed attempts per batch (by sequence number)
@@ -124,6 +107,7 @@ class Sender:
             from ._outbox import MemoryOutbox
 
             self._outbox = MemoryOutbox(self._config.max_queue_size)
+        self._batcher.outbox = self._outbox
         self._next_seal = self._clock() + self._config.flush_interval
         while not self._stop.is_set():
             try:
@@ -151,10 +135,10 @@ class Sender:
         return min(max(deadline - now, 0.001), self._config.flush_interval)
 
     def _cycle(self, final: bool) -> None:
-        self._drain(final)
+        self._batcher.drain(final)
         now = self._clock()
         if final or now >= self._next_seal:
-            self._seal_all()
+            self._batcher.seal_all()
             self._next_seal = now + self._config.flush_interval
         if final:
             self._send_final()
@@ -164,144 +148,9 @@ class Sender:
         if self._tick is not None:
             self._tick()
 
-    def _arrow_rows(self) -> ArrowRows | None:
-        """The Arrow batch being gathered, when Arrow is wanted: ``wire_format="arrow"``, or
-        ``"auto"`` once the service has imported pyarrow (never imported here for it)."""
-        if (
-            self._rows is None
-            and not self._arrow_off
-            and (self._config.wire_format == "arrow" or "pyarrow" in sys.modules)
-        ):
-            self._rows = ArrowRows(self._config.max_record_bytes)
-        self._convert.arrow = self._rows
-        return self._rows
-
-    def _drain(self, final: bool) -> None:
-        # At most one batch worth per cycle, so that under sustained load sealed batches are
-        # sent while conversion goes on (rather than piling up until the outbox is full).
-        queue = self._queue
-        batch_size = self._config.batch_size
-        budget = batch_size
-        self._arrow_rows()
-        while queue and (final or (budget > 0 and not self._outbox.full())):
-            rows = self._rows
-            if rows is not None:
-                # A block at a time while the calls are the common kind, up to the batch's end.
-                n = min(len(queue), batch_size - len(rows), len(queue) if final else budget)
-                if n >= _BLOCK:
-                    budget -= n
-                    self._block([queue.popleft() for _ in range(n)])
-                    continue
-            budget -= 1
-            self._one(queue.popleft())
-
-    def _block(self, block: list[Any]) -> None:
-        """Convert ``block`` (entries taken from the queue's front) in order: each run of calls
-        at once where it has the common shape (``Converter.calls``), all else one by one."""
-        kinds = list(map(type, block))
-        if kinds.count(RawCall) == len(block):
-            self._calls(block)
-            return
-        start = 0
-        for i, kind in enumerate(kinds):
-            if kind is not RawCall:
-                self._calls(block[start:i])
-                self._one(block[i])
-                start = i + 1
-        self._calls(block[start:])
-
-    def _calls(self, calls: list[RawCall]) -> None:
-        while len(calls) >= _BLOCK and self._rows is not None:
-            try:
-                taken = self._convert.calls(calls)
-            except Exception as exc:  # a bug here must not lose the calls: one by one instead
-                warn_limited("convert", "block conversion failed: %s", error_text(exc))
-                taken = None
-            if taken is None:
-                break
-            try:
-                if taken and self._observe is not None:
-                    self._observe(calls[:taken])
-                rows = self._rows
-                full = rows is not None and len(rows) >= self._config.batch_size
-                if taken < len(calls) or full:
-                    self._seal_arrow()  # full (by count, or by bytes when some are left)
-            except Exception as exc:  # the taken records are in the batch: go on with the rest
-                warn_limited("convert", "block bookkeeping failed: %s", error_text(exc))
-            calls = calls[taken:]
-        for entry in calls:
-            self._one(entry)
-
-    def _one(self, entry: Any) -> None:
-        try:
-            if isinstance(entry, RawCall):
-                if self._observe is not None:
-                    self._observe((entry,))
-                self._add(_PREDICTIONS, self._convert.call(entry))
-                rows = self._rows
-                if rows is not None and (
-                    len(rows) >= self._config.batch_size or rows.bytes >= MAX_BATCH_BYTES
-                ):
-                    self._seal_arrow()
-            elif isinstance(entry, RawOutcome):
-                record = self._convert.outcome(entry)
-                self._add("/v1/outcomes", [] if record is None else [record])
-            elif isinstance(entry, FlushMarker):
-                self._seal_all()
-                self._waiters.append((self._seq, entry, len(self._failures)))
-        except Exception as exc:
-            warn_limited("convert", "record conversion failed: %s", error_text(exc))
-            self._drop("internal_error", 1)
-
-    def _add(self, path: str, records: list[bytes]) -> None:
-        pending = self._pending[path]
-        for data in records:
-            pending.append(data)
-            self._pending_bytes[path] += len(data) + 1
-            if (
-                len(pending) >= self._config.batch_size
-                or self._pending_bytes[path] >= MAX_BATCH_BYTES
-            ):
-                self._seal(path)
-                pending = self._pending[path]
-
-    def _seal_all(self) -> None:
-        if self._rows is not None and len(self._rows):
-            self._seal_arrow()
-        for path in PATHS.values():
-            if self._pending[path]:
-                self._seal(path)
-
-    def _seal(self, path: str) -> None:
-        records = self._pending[path]
-        self._pending[path] = []
-        self._pending_bytes[path] = 0
-        body = b'{"records":[' + b",".join(records) + b"]}"
-        self._seq += 1
-        self._outbox.push(Batch(self._seq, path, _gzip(body), len(records)))
-
-    def _seal_arrow(self) -> None:
-        rows, self._rows = self._rows, None
-        if rows is not None and len(rows):
-            try:
-                body = rows.body()
-            except Exception as exc:  # pyarrow missing, broken or too old
-                self._arrow_stop(rows, f"cannot write Arrow ({error_text(exc)})")
-                self._seal(_PREDICTIONS)
-                return
-            self._seq += 1
-            self._outbox.push(Batch(self._seq, _PREDICTIONS, body, len(rows), arrow=True))
-        self._arrow_rows()  # the next batch's columns
-
-    def _arrow_stop(self, rows: ArrowRows | None, why: str) -> None:
-        """JSON from now on; the records gathered in ``rows`` are re-encoded as JSON."""
-        warn_limited("arrow", "%s; sending JSON from now on", why)
-        self._arrow_off = True
-        self._rows = self._convert.arrow = None
-        if rows is not None and len(rows):
-            self._add(_PREDICTIONS, encode_json(rows.records()))
-
-    # -- sending ------------------------------------------------------------------------------
+    def _flushed(self, marker: FlushMarker) -> None:
+        # Everything queued before the marker is sealed: it waits for the last batch so far.
+        self._waiters.append((self._batcher.seq, marker, len(self._failures)))
 
     def _waiting(self) -> Batch | None:
         """The oldest batch not on its way."""
@@ -383,9 +232,9 @@ class Sender:
             return True
         if 400 <= status < 500 and status not in (408, 429):
             warn_limited("4xx", "collector answered %d to %s; batch dropped", status, batch.path)
-            if batch.arrow and status not in (401, 403) and not self._arrow_off:
+            if batch.arrow and status not in (401, 403) and not self._batcher.arrow_off:
                 # A collector that cannot read Arrow (or refuses these columns).
-                self._arrow_stop(self._rows, f"collector answered {status} to an Arrow batch")
+                self._batcher.stop_arrow(f"collector answered {status} to an Arrow batch")
             self._give_up(batch, "rejected")
             return True
         warn_limited("5xx", "collector answered %d to %s; will retry", status, batch.path)
