@@ -23,7 +23,8 @@ from ._metrics import ServerMetrics
 from ._service import Monitoring
 from ._spool import Spool
 from ._state import AppState, Writer
-from ._writer import DirectWriter, SpoolingWriter
+from ._write_behind import SpoolingWriter
+from ._writer import DirectWriter
 
 __all__ = ["create_app"]
 

@@ -14,7 +14,7 @@ import pytest
 from fastapi import HTTPException
 
 from keelwatch.collector.server._spool import Spool, SpoolFull
-from keelwatch.collector.server._writer import SpoolingWriter, group_token
+from keelwatch.collector.server._write_behind import SpoolingWriter, group_token
 from keelwatch.store import EmbeddedStore, StoreUnavailable
 
 
