@@ -1,17 +1,18 @@
 """The sender's batching step: raw queue entries into sealed batches in the outbox.
 
 Calls become records gathered in Arrow columns (``_arrow``) or encoded as JSON (``_records``):
-once ``_BLOCK`` or more wait, up to the rest of the batch at once (``Converter.calls``) while they
-are the common call of one function, anything else one entry at a time, in queue order (outcomes
-and flush markers split a block). A batch is sealed at ``batch_size`` records or about
-``MAX_BATCH_BYTES``, at a flush marker, and when the sender's interval says so (``seal_all``);
-each sealed batch takes the next sequence number and goes to the outbox, gzip JSON or an
-uncompressed Arrow IPC stream.
+once ``_BLOCK`` or more wait, up to the rest of the batch at once, each function's calls of the
+common shape together (``Converter.calls``), anything else one entry at a time; only flush
+markers keep their place (everything queued before one is sealed before it is reached). A batch
+is sealed at ``batch_size`` records or about ``MAX_BATCH_BYTES``, at a flush marker, and when
+the sender's interval says so (``seal_all``); each sealed batch takes the next sequence number
+and goes to the outbox, gzip JSON or an uncompressed Arrow IPC stream.
 """
 
 from __future__ import annotations
 
 import collections
+import operator
 import sys
 import zlib
 from collections.abc import Callable, Sequence
@@ -31,6 +32,9 @@ _GZIP_LEVEL = 1
 PREDICTIONS = PATHS["p"]
 #: Queue entries converted as one block (``Converter.calls``) when at least this many wait.
 _BLOCK = 64
+
+
+_spec = operator.attrgetter("spec")
 
 
 def _gzip(body: bytes) -> bytes:
@@ -101,21 +105,43 @@ class Batcher:
             self._one(queue.popleft())
 
     def _block(self, block: list[Any]) -> None:
-        """Convert ``block`` (entries taken from the queue's front) in order: each run of calls
-        at once where it has the common shape (``Converter.calls``), all else one by one."""
+        """Convert ``block`` (entries taken from the queue's front): everything before a flush
+        marker before the marker; between markers, outcomes one by one and the calls of each
+        function together (their order across functions and outcomes does not matter: each
+        record carries its own id and time)."""
         kinds = list(map(type, block))
         if kinds.count(RawCall) == len(block):
             self._calls(block)
             return
-        start = 0
-        for i, kind in enumerate(kinds):
-            if kind is not RawCall:
-                self._calls(block[start:i])
-                self._one(block[i])
-                start = i + 1
-        self._calls(block[start:])
+        calls: list[RawCall] = []
+        for entry, kind in zip(block, kinds, strict=True):
+            if kind is RawCall:
+                calls.append(entry)
+                continue
+            if kind is FlushMarker:
+                self._calls(calls)
+                calls = []
+            self._one(entry)
+        self._calls(calls)
 
     def _calls(self, calls: list[RawCall]) -> None:
+        """The calls of a block, each function's together."""
+        if len(calls) < _BLOCK:
+            for entry in calls:
+                self._one(entry)
+            return
+        specs = list(map(_spec, calls))
+        if specs.count(specs[0]) == len(specs):
+            self._run(calls)
+            return
+        by_spec: dict[Any, list[RawCall]] = {}
+        for spec, entry in zip(specs, calls, strict=True):
+            by_spec.setdefault(spec, []).append(entry)
+        for group in by_spec.values():
+            self._run(group)
+
+    def _run(self, calls: list[RawCall]) -> None:
+        """Calls of one function: at once while they fit (``Converter.calls``), else one by one."""
         while len(calls) >= _BLOCK and self._rows is not None:
             try:
                 taken = self._convert.calls(calls)

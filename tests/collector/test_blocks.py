@@ -166,3 +166,31 @@ def test_a_failing_metrics_tally_loses_no_block():
     )  # fmt: skip
     sender.run()
     assert len(transport.records()) == 500
+
+
+def test_interleaved_functions_and_outcomes_still_convert_in_blocks():
+    """Two functions' calls alternating with outcomes: each function's calls go as blocks, the
+    outcomes one by one, and a flush marker still waits for everything queued before it."""
+    other = MonitorSpec(score, "other", version="9")
+    queue: collections.deque[Any] = collections.deque()
+    for i in range(600):
+        queue.append(call(i + 1, {"a": float(i), "b": i}, spec=SPEC if i % 2 else other))
+        if i % 3 == 0:
+            queue.append(RawOutcome(f"p{i}", "blocks", NOW, "yes", None))
+    done, result = threading.Event(), []
+    queue.append(FlushMarker(done, result))
+    transport, observed, stop = InMemoryTransport(), [], threading.Event()
+    stop.set()
+    sender = Sender(
+        Config(wire_format="arrow"), transport, queue, threading.Event(), stop,
+        outbox=lambda: MemoryOutbox(10_000), drop=lambda reason, n: None, sent=lambda n: None,
+        observe=lambda calls: observed.append(len(calls)), clock=time.monotonic,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )  # fmt: skip
+    sender.run()
+    assert done.is_set() and result == [True] and not queue
+    records = transport.records()
+    assert sorted(int(r["prediction_id"][16:], 16) for r in records) == list(range(1, 601))
+    assert {r["model"] for r in records} == {"blocks", "other"}
+    assert len(transport.records("/v1/outcomes")) == 200
+    assert sum(observed) == 600 and max(observed) >= 64  # blocks, not one by one
