@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from itertools import chain, repeat
 from typing import Any
 
+from ._plan import NUMBERS
 from ._spec import MonitorSpec
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -32,9 +33,13 @@ MAX_NAME_LEN = 128
 MAX_FEATURES = 2000
 #: Bytes of records (estimated) in one batch; the collector takes bodies up to 16 MiB.
 MAX_BATCH_BYTES = 4 * 1024 * 1024
-_NUMBERS = frozenset({float, int})
 _OUTPUT_KEYS = ("label", "value", "proba", "text", "prompt_tokens", "completion_tokens")
 _LONG_TEXT = 1024  # outputs with longer text take the JSON path and its size cap
+
+
+def _record_bytes(width: int) -> int:
+    """Estimated bytes of one record of ``width`` float features in the batch (no error text)."""
+    return 96 + 9 * width
 
 
 def _name_ok(name: object) -> bool:
@@ -83,7 +88,7 @@ class ArrowRows:
         if group is None:
             if not self._admit(keys):
                 return False
-            group = self._groups[keys] = ([], [], 96 + 9 * len(keys))
+            group = self._groups[keys] = ([], [], _record_bytes(len(keys)))
             self._names.update(keys)
         spec_row = self._specs.get(spec)
         if spec_row is None:
@@ -134,10 +139,10 @@ class ArrowRows:
             )
         except KeyError:
             return None
-        if not _NUMBERS.issuperset(map(type, values)):
+        if not NUMBERS.issuperset(map(type, values)):
             return None
         group = self._groups.get(keys)
-        per = 96 + 9 * len(keys) if group is None else group[2]
+        per = _record_bytes(width) if group is None else group[2]
         if group is None and not self._admit(keys):
             return None
         spec_row = self._specs.get(spec)

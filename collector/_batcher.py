@@ -84,9 +84,9 @@ class Batcher:
         return self._rows
 
     def drain(self, final: bool) -> None:
-        """Convert queued entries: at most one batch worth unless ``final`` (then all)."""
-        # At most one batch worth per cycle, so that under sustained load sealed batches are
-        # sent while conversion goes on (rather than piling up until the outbox is full).
+        """Convert queued entries: at most one batch worth unless ``final`` (then all), so that
+        under sustained load sealed batches are sent while conversion goes on (rather than
+        piling up until the outbox is full)."""
         queue = self._queue
         batch_size = self._config.batch_size
         budget = batch_size

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterable
 
 
 class IdSource:
@@ -30,6 +31,11 @@ class IdSource:
     def format(self, seq: int) -> str:
         """The id of counter value ``seq`` in this process."""
         return f"{self.prefix}{seq:x}"
+
+    def format_many(self, seqs: Iterable[int]) -> list[str]:
+        """The ids of counter values ``seqs`` (as ``format``, without a call each)."""
+        prefix = self.prefix
+        return [f"{prefix}{seq:x}" for seq in seqs]
 
     def next(self) -> str:
         """A new id string."""

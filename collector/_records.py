@@ -120,8 +120,7 @@ class Converter:
         latency_ms = [x * 1000.0 for x in latency]
         if not _DICT.issuperset(map(type, features)) or not all(map(_isfinite, latency_ms)):
             return None
-        prefix = ids.prefix
-        pids = [f"{prefix}{seq:x}" for seq in seqs]  # as ids.format, without a call each
+        pids = ids.format_many(seqs)
         return arrow.add_block(spec, pids, ts, latency_ms, results, features)
 
     def call(self, raw: RawCall) -> list[bytes]:
