@@ -26,10 +26,9 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from keelwatch.store import Store
@@ -37,6 +36,9 @@ from keelwatch.store import Store
 from ._baseline_file import FileError, FileRows, copy_file, file_hash, sql_file
 from ._binning import sturges_edges
 from ._profile import FeatureProfile, categorical_profile, numeric_profiles
+
+if TYPE_CHECKING:  # pandas loads when a baseline is read into a frame, not with the detectors
+    import pandas as pd
 
 __all__ = [
     "Baseline",
@@ -77,6 +79,8 @@ class Baseline:
 
 def load_frame(source: Any) -> tuple[pd.DataFrame, str]:
     """A DataFrame and a description of where it came from, from a path or a data frame."""
+    import pandas as pd
+
     if isinstance(source, pd.DataFrame):
         return source, "dataframe"
     if hasattr(source, "to_pandas"):  # polars or Arrow
@@ -95,6 +99,8 @@ def load_frame(source: Any) -> tuple[pd.DataFrame, str]:
 
 
 def _split(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    import pandas as pd
+
     numeric, categorical = [], []
     for name in frame.columns:
         if not isinstance(name, str) or not name:
@@ -128,6 +134,8 @@ def _category_strings(column: pd.Series) -> np.ndarray:
     Nulls become placeholders the caller masks out; pandas keeps booleans with nulls as
     ``object`` (parquet, CSV) or ``boolean`` columns, whose values must not become "True".
     """
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(column.dtype):
         flags = column.fillna(False).to_numpy(dtype=bool)
         return np.where(flags, "true", "false").astype(object)
@@ -215,6 +223,8 @@ def _copy_frame(
     store: Store, baseline_id: str, source: Any
 ) -> tuple[list[str], list[str], int, str, str]:
     """Read ``source`` into pandas and copy it: features by kind, rows, source and hash."""
+    import pandas as pd
+
     frame, where = load_frame(source)
     if frame.empty:
         raise BaselineError(f"baseline {where} has no rows")

@@ -49,6 +49,10 @@ def _keelwatch(store: Store, window: Window, baseline: Baseline, names: Sequence
     return out
 
 
+#: One feature as a ``(feature, x)`` source: its key looked up in each row's map is cheaper than
+#: unnesting the whole map (1M rows x 21 features: 0.13 against 0.19 s for the counts).
+_CURRENT_ONE_NAMED = f"SELECT {{f:String}} AS feature, x FROM ({CURRENT_ONE})"
+
 #: Per few-valued feature: the reference's value counts, and the window's (``None`` when the
 #: window holds more than ``FEW_VALUES_CAP`` distinct values).
 Known = Mapping[str, tuple[dict[float, int], dict[float, int] | None]]
@@ -64,7 +68,10 @@ def few_value_counts(store: Store, window: Window, baseline_id: str, names: Sequ
         return {}
     params = source_params(window, baseline_id, names)
     ref = value_counts(store, REFERENCE_NUM, params)
-    cur = capped_value_counts(store, CURRENT_NUM, params)
+    if len(names) == 1:
+        cur = capped_value_counts(store, _CURRENT_ONE_NAMED, {**params, "f": names[0]})
+    else:
+        cur = capped_value_counts(store, CURRENT_NUM, params)
     return {n: (ref.get(n, {}), cur.get(n, {})) for n in names}
 
 
