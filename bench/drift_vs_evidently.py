@@ -12,7 +12,10 @@ would:
   between inserts and a scheduled detection; detecting beside them took about 1.4x as long).
 - **keelwatch detect**: a fresh process opens that store and runs drift on the window against
   the stored profile with ``DriftConfig.evidently()`` (Evidently's test choice, binning and
-  thresholds): the step that is repeated for every window and model.
+  thresholds): the step that is repeated for every window and model. It then runs it again in
+  the same process ("warm", as the server's scheduler runs it with the engine loaded); memory
+  figures are those of the first, cold run. The process imports only keelwatch's detectors and
+  store before it starts (pandas arrives with pyarrow's first conversion to Python values).
 
 Printed per step: wall time, peak RSS (``VmHWM``) and how much of it is above the imported
 tool (chDB maps about 270 MB of engine code, file-backed pages that count in RSS), and peak
