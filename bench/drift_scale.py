@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from _memory import peak_rss_mb
 
 SEED = 20260102
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -109,7 +110,7 @@ def detect_worker(args: argparse.Namespace) -> dict:
         window = Window("scale", START, START + timedelta(microseconds=10 * args.rows + 1))
         baseline = get_baseline(store, "scale")
         assert baseline is not None
-        opened_mb = _peak_rss_mb()
+        opened_mb = peak_rss_mb()
         scan_s, _ = _timed(
             lambda: store.query(
                 "SELECT count() AS n, sum(arraySum(mapValues(num))) AS s "
@@ -127,7 +128,7 @@ def detect_worker(args: argparse.Namespace) -> dict:
         "drift_s": drift_s,
         "detect_s": detect_s,
         "opened_rss_mb": opened_mb,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "n_current": run.n_current,  # type: ignore[attr-defined]
         "flagged": flagged,
     }
@@ -141,15 +142,6 @@ def _spawn(step: str, args: argparse.Namespace, store: str) -> dict:
     if done.returncode:
         raise SystemExit(f"{step} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _peak_rss_mb() -> float:
-    """VmHWM: unlike ``ru_maxrss``, not inherited from the parent across fork and exec."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
 
 
 def main() -> None:

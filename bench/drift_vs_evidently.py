@@ -37,11 +37,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
+
+from _memory import AnonPeak, peak_rss_mb, status_mb
 
 if TYPE_CHECKING:
     import numpy as np
@@ -98,12 +99,6 @@ def generate(rows: int, features: int, case: str) -> tuple[pd.DataFrame, pd.Data
         ref["few"] = rng.integers(0, 4, rows).astype(float)
         cur["few"] = rng.integers(0, 5, rows).astype(float)
     return pd.DataFrame(ref), pd.DataFrame(cur)
-
-
-def _rss_mb() -> float:
-    # VmHWM, not ru_maxrss: a spawned child's ru_maxrss starts at its parent's RSS at the fork
-    # (Linux carries the high-water mark across exec), which here holds the generated frames.
-    return _status_mb("VmHWM")
 
 
 def run_evidently(data: str, method: str | None) -> dict:
@@ -261,44 +256,16 @@ TOOL_MODULES = {
 WORKERS = {"evidently": run_evidently, "keelwatch-load": run_keelwatch_load}
 
 
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
-
-
-class AnonPeak(threading.Thread):
-    """Peak anonymous resident memory (``RssAnon``: heap and buffers, not the pages of mapped
-    library code, which are shared and reclaimable), sampled every 10 ms."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.peak = _status_mb("RssAnon")
-        self._done = threading.Event()
-        self.start()
-
-    def run(self) -> None:
-        while not self._done.wait(0.01):
-            self.peak = max(self.peak, _status_mb("RssAnon"))
-
-    def stop(self) -> float:
-        self._done.set()
-        self.join()
-        return max(self.peak, _status_mb("RssAnon"))
-
-
 def worker(args: argparse.Namespace) -> None:
     for module in TOOL_MODULES[args.worker]:
         importlib.import_module(module)
-    start_mb, start_anon = _status_mb("VmRSS"), _status_mb("RssAnon")
+    start_mb, start_anon = status_mb("VmRSS"), status_mb("RssAnon")
     anon = AnonPeak()
 
     def memory() -> dict:
         return {
             "start_rss_mb": start_mb,
-            "peak_rss_mb": _rss_mb(),
+            "peak_rss_mb": peak_rss_mb(),
             "start_anon_mb": start_anon,
             "peak_anon_mb": anon.stop(),
         }
