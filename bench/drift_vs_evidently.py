@@ -101,7 +101,7 @@ def generate(rows: int, features: int, case: str) -> tuple[pd.DataFrame, pd.Data
     return pd.DataFrame(ref), pd.DataFrame(cur)
 
 
-def run_evidently(data: str, method: str | None) -> dict:
+def run_evidently(data: str, method: str | None, rows: int, memory: Callable[[], dict]) -> dict:
     import pandas as pd
     from evidently import Report
     from evidently.presets import DataDriftPreset
@@ -121,7 +121,7 @@ def run_evidently(data: str, method: str | None) -> dict:
             name = config["method"]  # a display name by default, the method's name if forced
             method = EVIDENTLY_NAMES.get(name) or METHOD_NAMES[name]
             scores[config["column"]] = [method, float(metric["value"])]
-    return {"seconds": seconds, "scores": scores}
+    return {**memory(), "seconds": seconds, "scores": scores}
 
 
 def _map(names: list[str], values: np.ndarray, item: object) -> object:
@@ -185,7 +185,9 @@ def _wait_for_merges(store: object, quiet: int = 5) -> None:
         state = now
 
 
-def run_keelwatch_load(data: str, method: str | None) -> dict:
+def run_keelwatch_load(
+    data: str, method: str | None, rows: int, memory: Callable[[], dict]
+) -> dict:
     """What happens before detection, as traffic arrives: the baseline registered from its file
     (profile computed once), the current rows written as predictions."""
     import pyarrow.parquet as pq
@@ -199,10 +201,10 @@ def run_keelwatch_load(data: str, method: str | None) -> dict:
         t0 = time.perf_counter()
         register_baseline(store, "bench", f"{data}/reference.parquet")
         t1 = time.perf_counter()
-        rows = 0
+        written = 0
         for batch in pq.ParquetFile(f"{data}/current.parquet").iter_batches(BATCH):
-            store.insert("predictions", predictions_table(batch.to_pandas(), rows))
-            rows += batch.num_rows
+            store.insert("predictions", predictions_table(batch.to_pandas(), written))
+            written += batch.num_rows
         t2 = time.perf_counter()
         # The engine merges the new parts in the background over the next seconds, as a server
         # does between inserts and a scheduled detection. Waited for here (and timed as load),
@@ -211,7 +213,8 @@ def run_keelwatch_load(data: str, method: str | None) -> dict:
         t3 = time.perf_counter()
     finally:
         store.close()
-    return {"register_s": t1 - t0, "insert_s": t2 - t1, "merge_s": t3 - t2, "rows": rows}
+    times = {"register_s": t1 - t0, "insert_s": t2 - t1, "merge_s": t3 - t2}
+    return {**memory(), **times, "rows": written}
 
 
 def run_keelwatch(data: str, method: str | None, rows: int, memory: Callable[[], dict]) -> dict:
@@ -253,7 +256,12 @@ TOOL_MODULES = {
     "keelwatch-load": ("keelwatch.detectors", "keelwatch.store", "pyarrow.parquet", "chdb"),
     "keelwatch": ("keelwatch.detectors", "keelwatch.store", "chdb"),
 }
-WORKERS = {"evidently": run_evidently, "keelwatch-load": run_keelwatch_load}
+#: Each worker returns its figures and ``memory()`` taken when its measured step ends.
+WORKERS = {
+    "evidently": run_evidently,
+    "keelwatch-load": run_keelwatch_load,
+    "keelwatch": run_keelwatch,
+}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -270,11 +278,7 @@ def worker(args: argparse.Namespace) -> None:
             "peak_anon_mb": anon.stop(),
         }
 
-    if args.worker == "keelwatch":
-        out = run_keelwatch(args.data, args.method, args.rows, memory)
-    else:
-        out = WORKERS[args.worker](args.data, args.method)
-        out.update(memory())
+    out = WORKERS[args.worker](args.data, args.method, args.rows, memory)
     print(json.dumps(out))
 
 

@@ -22,6 +22,7 @@ from ._sql import (
     NumericSummary,
     Window,
     capped_value_counts,
+    current_source,
     distinct_counts,
     histograms,
     names_param,
@@ -49,10 +50,6 @@ def _keelwatch(store: Store, window: Window, baseline: Baseline, names: Sequence
     return out
 
 
-#: One feature as a ``(feature, x)`` source: its key looked up in each row's map is cheaper than
-#: unnesting the whole map (1M rows x 21 features: 0.13 against 0.19 s for the counts).
-_CURRENT_ONE_NAMED = f"SELECT {{f:String}} AS feature, x FROM ({CURRENT_ONE})"
-
 #: Per few-valued feature: the reference's value counts, and the window's (``None`` when the
 #: window holds more than ``FEW_VALUES_CAP`` distinct values).
 Known = Mapping[str, tuple[dict[float, int], dict[float, int] | None]]
@@ -68,10 +65,8 @@ def few_value_counts(store: Store, window: Window, baseline_id: str, names: Sequ
         return {}
     params = source_params(window, baseline_id, names)
     ref = value_counts(store, REFERENCE_NUM, params)
-    if len(names) == 1:
-        cur = capped_value_counts(store, _CURRENT_ONE_NAMED, {**params, "f": names[0]})
-    else:
-        cur = capped_value_counts(store, CURRENT_NUM, params)
+    source, extra = current_source(names)
+    cur = capped_value_counts(store, source, {**params, **extra})
     return {n: (ref.get(n, {}), cur.get(n, {})) for n in names}
 
 
@@ -89,9 +84,9 @@ def _per_value(
             ref[name], cur[name] = counts[0], counts[1]
     rest = [n for n in names if n not in cur]
     if rest:
-        sub = {**params, "names": names_param(rest)}
-        ref.update(value_counts(store, REFERENCE_NUM, sub))
-        cur.update(value_counts(store, CURRENT_NUM, sub))
+        source, extra = current_source(rest)
+        ref.update(value_counts(store, REFERENCE_NUM, {**params, "names": names_param(rest)}))
+        cur.update(value_counts(store, source, {**params, **extra}))
     out: Pairs = {}
     for name in names:
         r, c = ref.get(name, {}), cur.get(name, {})

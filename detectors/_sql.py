@@ -32,6 +32,7 @@ __all__ = [
     "Window",
     "capped_value_counts",
     "category_counts",
+    "current_source",
     "distinct_counts",
     "format_segment",
     "histograms",
@@ -202,6 +203,22 @@ _CURRENT_CAT = (
 def names_param(names: Sequence[str]) -> list[str]:
     """Feature names as a bound ``Array(String)`` parameter (a constant: no per-row parsing)."""
     return [str(n) for n in names]
+
+
+#: ``CURRENT_ONE`` as a ``(feature, x)`` source.
+_CURRENT_ONE_NAMED = f"SELECT {{f:String}} AS feature, x FROM ({CURRENT_ONE})"
+
+
+def current_source(names: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """The ``(feature, x)`` source of the window's numeric ``names`` and the parameters it adds.
+
+    A lone feature looks its key up in each row's map, cheaper than unnesting the whole map
+    (1M rows x 21 features: 0.13 against 0.19 s for its value counts); several share one
+    ``ARRAY JOIN`` read.
+    """
+    if len(names) == 1:
+        return _CURRENT_ONE_NAMED, {"f": str(names[0])}
+    return CURRENT_NUM, {"names": names_param(names)}
 
 
 def source_params(window: Window, baseline_id: str, names: Sequence[str]) -> dict[str, Any]:
