@@ -84,11 +84,14 @@ def detect(
     if count:
         window = latest_count_window(store, window, count)
     baseline = get_baseline(store, model, baseline_version, project)
+    drift = run_drift(store, baseline, window, config) if baseline else None
+    # A large window's drift run read every numeric value already; quality reuses its counts.
+    values = drift.window_values if drift else None
     return Detection(
         window=window,
         baseline_id=baseline.baseline_id if baseline else None,
-        drift=run_drift(store, baseline, window, config) if baseline else None,
-        quality=quality(store, baseline, window) if baseline else None,
+        drift=drift,
+        quality=quality(store, baseline, window, values=values) if baseline else None,
         operations=operations(store, window),
         classification=classification(store, window, positive),
         calibration=calibration(store, window, positive, calibration_bins, calibration_strategy),

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -31,7 +31,7 @@ from ._config import (
 )
 from ._counts import Known, Pairs, few_value_counts, numeric_pairs
 from ._ecdf import EcdfDistances, ecdf_distances
-from ._grid import grid_counts
+from ._grid import grid_pass
 from ._methods import (
     chi_square,
     chi_square_homogeneity,
@@ -50,6 +50,7 @@ from ._sql import (
     format_segment,
     window_count,
 )
+from ._values import KeyValues
 
 __all__ = ["DEFAULT_THRESHOLDS", "DriftConfig", "DriftResult", "DriftRun", "run_drift", "store_run"]
 
@@ -86,6 +87,9 @@ class DriftRun:
     n_current: int
     results: tuple[DriftResult, ...]
     drift_share_threshold: float = 0.5
+    #: Per key of the window's numeric maps, data quality's counts, when the run read every
+    #: value on the fine grid (large windows): ``quality(values=...)`` then reads nothing again.
+    window_values: Mapping[str, KeyValues] | None = field(default=None, repr=False, compare=False)
 
     @property
     def deciding(self) -> tuple[DriftResult, ...]:
@@ -286,7 +290,8 @@ def run_drift(
     ks_names = {p.name for p in numeric if "ks" in methods[p.name]}
     binned_names = [p.name for p in numeric if set(methods[p.name]) - NUMERIC_ONLY]
     if config.exact_max_rows and n_window > config.exact_max_rows:
-        grid = grid_counts(store, window, baseline.baseline_id, numeric, config.grid_bins)
+        found_pass = grid_pass(store, window, baseline.baseline_id, numeric, config.grid_bins)
+        grid, window_values = found_pass.counts, found_pass.values
         ecdf = {}
         for name in ecdf_names:
             found = grid[name].distances(name in ks_names) if name in grid else None
@@ -297,6 +302,7 @@ def run_drift(
         else:
             binned = numeric_pairs(store, window, baseline, binned_names, config.compat, known=few)
     else:
+        window_values = None
         ecdf = ecdf_distances(store, window, baseline.baseline_id, ecdf_names, sizes, ks=ks_names)
         binned = numeric_pairs(store, window, baseline, binned_names, config.compat, known=few)
     hell: Pairs = {}
@@ -318,6 +324,7 @@ def run_drift(
         n_window,
         tuple(results),
         config.drift_share,
+        window_values,
     )
 
 

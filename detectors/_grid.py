@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -37,8 +37,9 @@ from keelwatch.store import Store
 from ._baseline import FeatureProfile
 from ._ecdf import EcdfDistances
 from ._sql import CURRENT_NUM, REFERENCE_NUM, WHERE_WINDOW, Window, names_param, window_count
+from ._values import KeyValues
 
-__all__ = ["DEFAULT_GRID_BINS", "GridCounts", "grid_counts"]
+__all__ = ["DEFAULT_GRID_BINS", "GridCounts", "GridPass", "grid_counts", "grid_pass"]
 
 DEFAULT_GRID_BINS = 10_000
 
@@ -63,11 +64,12 @@ SELECT feature, countResample(-1, {end:Int64}, 1)(cell, cell) AS cells, sum(d) A
 # one model's calls send them) are counted position by position on the map's value array, one
 # countResample per position (-ForEach): no ARRAY JOIN and no per-value lookup, about 3x faster
 # at 100 features. Rows with another layout, if any, go through _CELLS. Non-finite values get
-# cell -2, outside the counted range, as the general query drops them.
+# cell -2, outside the counted range, as the general query drops them. The same pass also
+# returns what data quality counts per key (distinct up to 2, one value; see _values).
 _LAYOUT = f"SELECT num.keys AS k FROM predictions WHERE {WHERE_WINDOW} LIMIT 1"
 _BY_POSITION = f"""
 SELECT countResampleForEach(-1, {{end:Int64}}, 1)(cells, cells) AS cells,
- sumForEach(d) AS outside, count() AS n FROM (
+ sumForEach(d) AS outside, count() AS n, uniqUpToForEach(1)(xs) AS u, anyForEach(xs) AS one FROM (
  SELECT num.values AS xs,
   arrayMap((x, lo, hi, scale, g) -> if(isFinite(x),
    least(greatest(toInt64(floor((x - lo) * scale)), -1), g - 1) + (x > hi), -2),
@@ -204,30 +206,67 @@ def _cells(
     return out
 
 
+def _key_values(
+    row: dict[str, Any], layout: list[str], grids: dict[str, Grid], ranges: dict[str, tuple]
+) -> dict[str, KeyValues] | None:
+    """Data quality's per-key counts from the grid pass (every window row in the usual layout),
+    or ``None`` where a feature's grid range is not its baseline ``[min, max]``."""
+    out = {}
+    for i, name in enumerate(layout):
+        counts = np.asarray(row["cells"][i], dtype=np.int64)
+        outside = 0
+        if name in grids:
+            lo, hi, g, _ = grids[name]
+            if ranges.get(name) != (lo, hi):
+                return None
+            outside = int(counts[0] + counts[g + 1])
+        one = row["one"][i]
+        out[name] = KeyValues(
+            int(row["n"]),
+            int(counts.sum()),
+            outside,
+            int(row["u"][i]),
+            None if one is None else float(one),
+        )
+    return out
+
+
 def _current_cells(
-    store: Store, window: Window, params: dict[str, Any], grids: dict[str, Grid]
-) -> dict[str, Cells]:
-    """The window's cells: rows of the usual map layout by position, any others in general."""
+    store: Store,
+    window: Window,
+    params: dict[str, Any],
+    grids: dict[str, Grid],
+    ranges: dict[str, tuple],
+) -> tuple[dict[str, Cells], dict[str, KeyValues] | None]:
+    """The window's cells (rows of the usual map layout by position, any others in general),
+    and data quality's per-key counts when the usual layout was every row."""
     first = store.query(_LAYOUT, window.params()).column("k").to_pylist()
     if not first:
-        return {}
+        return {}, {}
     layout = [str(k) for k in first[0]]
     by_position = {**params, "layout": layout, **_grid_params(layout, grids)}
-    table = store.query(_BY_POSITION, by_position)
+    row = store.query(_BY_POSITION, by_position).to_pylist()[0]
     out: dict[str, Cells] = {}
-    n = int(table.column("n")[0].as_py()) if table.num_rows else 0
+    n = int(row["n"])
     if n:
-        cells = table.column("cells")[0].as_py()
-        outside = table.column("outside")[0].as_py()
         for i, name in enumerate(layout):
             if name in grids:
-                counts = np.asarray(cells[i], dtype=np.int64)
-                out[name] = _split(counts, grids[name][2], outside[i])
-    if n < window_count(store, window):
-        other = _cells(store, _OTHER_LAYOUTS, {**params, "layout": layout}, grids)
-        for name, found in other.items():
-            out[name] = _add(out.get(name), found)
-    return out
+                counts = np.asarray(row["cells"][i], dtype=np.int64)
+                out[name] = _split(counts, grids[name][2], row["outside"][i])
+    if n == window_count(store, window):
+        return out, _key_values(row, layout, grids, ranges) if n else {}
+    other = _cells(store, _OTHER_LAYOUTS, {**params, "layout": layout}, grids)
+    for name, found in other.items():
+        out[name] = _add(out.get(name), found)
+    return out, None
+
+
+class GridPass(NamedTuple):
+    """Both sides' fine-grid counts per feature, and what data quality counts per key of the
+    window's numeric maps (``None`` unless every row had the usual layout)."""
+
+    counts: dict[str, GridCounts]
+    values: dict[str, KeyValues] | None
 
 
 def grid_counts(
@@ -241,14 +280,26 @@ def grid_counts(
 
     Features missing on either side are left out.
     """
+    return grid_pass(store, window, baseline_id, features, bins).counts
+
+
+def grid_pass(
+    store: Store,
+    window: Window,
+    baseline_id: str,
+    features: Sequence[FeatureProfile],
+    bins: int = DEFAULT_GRID_BINS,
+) -> GridPass:
+    """:func:`grid_counts`, with data quality's per-key counts from the window's pass."""
     if bins < 1:
         raise ValueError(f"bins must be >= 1, got {bins}")
     grids = {p.name: _grid(p, bins) for p in features if p.kind == "numeric" and p.count}
     if not grids:
-        return {}
+        return GridPass({}, None)
     params = {**window.params(), "b": baseline_id}
+    ranges = {p.name: (p.min, p.max) for p in features if p.kind == "numeric"}
     ref = _cells(store, REFERENCE_NUM, params, grids)
-    cur = _current_cells(store, window, params, grids)
+    cur, values = _current_cells(store, window, params, grids, ranges)
     out = {}
     for name, (lo, hi, _, per_bin) in grids.items():
         if name not in ref or name not in cur:
@@ -260,4 +311,4 @@ def grid_counts(
         reference[0] += r[1]
         reference[-1] += r[2]
         out[name] = GridCounts(lo, hi, per_bin, reference, c[0], c[1], c[2], c[3])
-    return out
+    return GridPass(out, values)

@@ -31,14 +31,15 @@ window's end; ``staleness_s`` is the window end minus that time, ``stale`` when 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, NamedTuple
 
 from keelwatch.store import Store
 
-from ._baseline import Baseline, FeatureProfile
+from ._baseline import Baseline
 from ._sql import WHERE_WINDOW, Window
+from ._values import KeyValues, key_values
 
 __all__ = ["FeatureQuality", "Freshness", "Quality", "Volume", "quality"]
 
@@ -170,103 +171,6 @@ def _freshness(store: Store, window: Window, max_staleness_s: float | None) -> F
     return Freshness(last, staleness, limit, staleness > limit)
 
 
-class _Numeric(NamedTuple):
-    """A numeric feature's values in the window: all, finite, finite outside the baseline's range,
-    distinct up to 2 (0, 1, or 2 for "more than one"), and one of them."""
-
-    entries: int
-    n: int
-    outside: int
-    distinct: int
-    one: float | None
-
-    def merge(self, other: _Numeric) -> _Numeric:
-        """Counts of two disjoint sets of rows; one value per side keeps ``distinct`` exact."""
-        if not self.entries or not other.entries:
-            return self if self.entries else other
-        same = self.one == other.one or (self.one != self.one and other.one != other.one)
-        distinct = 2 if self.distinct > 1 or other.distinct > 1 or not same else 1
-        return _Numeric(
-            self.entries + other.entries,
-            self.n + other.n,
-            self.outside + other.outside,
-            distinct,
-            self.one,
-        )
-
-
-# The window's rows whose ``num`` map has its usual layout (the same keys in the same order, as
-# one model's calls send them) are aggregated position by position on the map's value array with
-# -ForEach combinators: no ARRAY JOIN and no per-value name lookup. Rows with any other layout go
-# through the general query, and the two are merged per feature (``_Numeric.merge``).
-_LAYOUT = f"SELECT num.keys AS k FROM predictions WHERE {WHERE_WINDOW} LIMIT 1"
-_BY_POSITION = (
-    "SELECT count() AS rows, "
-    "sumForEach(arrayMap(x -> toUInt64(isFinite(x)), xs)) AS n, "
-    "sumForEach(arrayMap((x, lo, hi) -> toUInt64(isFinite(x) AND (x < lo OR x > hi)), xs, "
-    "{lo:Array(Float64)}, {hi:Array(Float64)})) AS outside, "
-    "uniqUpToForEach(1)(xs) AS u, anyForEach(xs) AS one "
-    f"FROM (SELECT num.values AS xs FROM predictions WHERE {WHERE_WINDOW} "
-    "AND num.keys = {layout:Array(String)})"
-)
-# transform() is a hash lookup per value; indexOf() scanned the names per value (50x slower at
-# 100 features).
-_GENERAL = (
-    "SELECT k AS feature, count() AS entries, countIf(isFinite(v)) AS n, "
-    "countIf(isFinite(v) AND (v < transform(k, {names:Array(String)}, "
-    "{lo:Array(Float64)}, nan) OR v > transform(k, {names:Array(String)}, "
-    "{hi:Array(Float64)}, nan))) AS outside, uniqUpTo(1)(v) AS u, any(v) AS one "
-    "FROM predictions ARRAY JOIN num.keys AS k, num.values AS v "
-    f"WHERE {WHERE_WINDOW} AND num.keys != {{layout:Array(String)}} GROUP BY k"
-)
-
-
-def _ranges(names: list[str], numeric: list[FeatureProfile]) -> dict[str, list[float]]:
-    """Baseline ``[min, max]`` per name, NaN (never outside) for names the baseline lacks."""
-    nan = float("nan")
-    by = {p.name: (p.min, p.max) for p in numeric}
-    bounds = [by.get(k, (None, None)) for k in names]
-    return {
-        "lo": [nan if lo is None else float(lo) for lo, _ in bounds],
-        "hi": [nan if hi is None else float(hi) for _, hi in bounds],
-    }
-
-
-def _numeric_stats(
-    store: Store, params: dict[str, Any], rows: int, numeric: list[FeatureProfile]
-) -> dict[str, _Numeric]:
-    """Per key of the window's ``num`` maps: counts of all, finite and out-of-range values."""
-    first = store.query(_LAYOUT, params).column("k").to_pylist()
-    if not rows or not first:
-        return {}
-    layout = [str(k) for k in first[0]]
-    row = store.query(
-        _BY_POSITION, {**params, "layout": layout, **_ranges(layout, numeric)}
-    ).to_pylist()[0]
-    out: dict[str, _Numeric] = {}
-    if row["rows"] and layout:
-        for i, name in enumerate(layout):
-            one = row["one"][i]
-            out[name] = _Numeric(
-                int(row["rows"]),
-                int(row["n"][i]),
-                int(row["outside"][i]),
-                int(row["u"][i]),
-                None if one is None else float(one),
-            )
-    if int(row["rows"]) < rows:
-        names = [p.name for p in numeric]
-        for r in store.query(
-            _GENERAL, {**params, "layout": layout, "names": names, **_ranges(names, numeric)}
-        ).to_pylist():
-            found = _Numeric(
-                int(r["entries"]), int(r["n"]), int(r["outside"]), int(r["u"]), float(r["one"])
-            )
-            name = str(r["feature"])
-            out[name] = out[name].merge(found) if name in out else found
-    return out
-
-
 def quality(
     store: Store,
     baseline: Baseline,
@@ -275,6 +179,7 @@ def quality(
     history: int = 24,
     min_history: int = 6,
     max_staleness_s: float | None = None,
+    values: Mapping[str, KeyValues] | None = None,
 ) -> Quality:
     """Data-quality checks of ``window`` against ``baseline``.
 
@@ -284,6 +189,9 @@ def quality(
             flagged.
         max_staleness_s: the newest prediction may be this old at the window's end before the
             model is ``stale`` (default: the window's length).
+        values: the window's per-key numeric counts when already read (a drift run on the
+            fine grid returns them as ``DriftRun.window_values``); used only when they cover
+            exactly the window's rows, else read again.
     """
     _positive_int("history", history, 1)
     _positive_int("min_history", min_history, 0)
@@ -295,7 +203,11 @@ def quality(
     ).to_pylist()[0]
     rows = int(head["n"])
     numeric = [p for p in baseline.features if p.kind == "numeric"]
-    stats = _numeric_stats(store, params, rows, numeric)
+    stats = (
+        values
+        if values is not None and all(v.entries == rows for v in values.values())
+        else key_values(store, params, rows, numeric)
+    )
     categories = {
         str(r["feature"]): {str(x): int(c) for x, c in zip(r["xs"], r["cs"], strict=True)}
         for r in store.query(
@@ -309,7 +221,7 @@ def quality(
     features = []
     for p in baseline.features:
         if p.kind == "numeric":
-            r = stats.get(p.name) or _Numeric(0, 0, 0, 0, None)
+            r = stats.get(p.name) or KeyValues(0, 0, 0, 0, None)
             present, outside = r.n, r.outside
             unseen, constant = 0, present > 0 and r.distinct <= 1
             wrong = sum(categories.get(p.name, {}).values())

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from keelwatch.detectors import DriftConfig, register_baseline, run_drift
+from keelwatch.detectors import DriftConfig, quality, register_baseline, run_drift
 from keelwatch.detectors._grid import grid_counts
 from keelwatch.store import Store
 
@@ -130,3 +130,58 @@ def test_rows_of_other_map_layouts_are_counted_too(
         edges = np.asarray(baseline.feature(name).edges)
         expected = np.histogram(np.clip(values, edges[0], edges[-1]), edges)[0]
         np.testing.assert_array_equal(grid.binned()[1], expected)
+
+
+def test_a_large_window_run_counts_what_quality_counts(
+    store: Store, rng: np.random.Generator, insert: Any
+) -> None:
+    ref = pd.DataFrame(
+        {"x": rng.normal(size=3000), "k": rng.normal(size=3000), "c": rng.choice(["a", "b"], 3000)}
+    )
+    baseline = register_baseline(store, "q", ref)
+    cur = pd.DataFrame(
+        {
+            "x": rng.normal(0.5, 2.0, 5000),  # a share outside the baseline's range
+            "k": 2.0,  # constant
+            "e": rng.normal(size=5000),  # not in the baseline
+            "c": rng.choice(["a", "b", "z"], 5000),
+        }
+    )
+    window = insert(store, "q", cur)
+    run = run_drift(store, baseline, window, DriftConfig(exact_max_rows=1000))
+    values = run.window_values
+    assert values is not None and set(values) == {"x", "k", "e"}
+    x = cur["x"].to_numpy()
+    outside = int(np.sum((x < ref["x"].min()) | (x > ref["x"].max())))
+    assert values["x"] == (5000, 5000, outside, 2, x[0])
+    assert values["k"].distinct == 1 and values["e"].outside == 0
+    own = quality(store, baseline, window)
+    assert quality(store, baseline, window, values=values) == own
+    # The counts given are the ones used; counts of other rows than the window's are not.
+    fewer = {**values, "x": values["x"]._replace(outside=0)}
+    shares = {f.feature: f.out_of_range_share for f in own.features}
+    assert shares["x"] == outside / 5000 > 0
+    used = quality(store, baseline, window, values=fewer)
+    assert {f.feature: f.out_of_range_share for f in used.features}["x"] == 0
+    stale = {name: v._replace(entries=v.entries - 1) for name, v in values.items()}
+    assert quality(store, baseline, window, values=stale) == own
+    # An exact run reads no such counts.
+    assert run_drift(store, baseline, window).window_values is None
+
+
+def test_grid_counts_are_not_quality_counts_where_ranges_or_layouts_differ(
+    store: Store, rng: np.random.Generator, insert: Any
+) -> None:
+    large = DriftConfig(exact_max_rows=100)
+    # A constant reference feature's bins are widened around its one value (numpy's rule),
+    # so its grid does not end at the baseline's [min, max].
+    constant = register_baseline(store, "c", pd.DataFrame({"x": rng.normal(size=500), "z": 1.0}))
+    window = insert(store, "c", pd.DataFrame({"x": rng.normal(size=600), "z": 1.5}))
+    assert run_drift(store, constant, window, large).window_values is None
+    # Rows whose maps hold other keys are counted apart by the grid, not by position.
+    baseline = register_baseline(store, "l", pd.DataFrame({"x": rng.normal(size=500)}))
+    first = insert(store, "l", pd.DataFrame({"x": rng.normal(size=300)}))
+    later = insert(store, "l", pd.DataFrame({"x": rng.normal(size=300), "e": 1.0}), start=first.end)
+    both = replace(first, end=later.end)
+    run = run_drift(store, baseline, both, large)
+    assert run.window_values is None and run.n_current == 600
