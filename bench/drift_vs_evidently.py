@@ -43,6 +43,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from _memory import AnonPeak, peak_rss_mb, status_mb
+from _store import wait_for_merges
 
 if TYPE_CHECKING:
     import numpy as np
@@ -171,20 +172,6 @@ def _window(rows: int) -> object:
     return Window("bench", start, start + timedelta(seconds=rows / 1e6 + 1))
 
 
-def _wait_for_merges(store: object, quiet: int = 5) -> None:
-    """Until no merge has run and the active parts have not changed for ``quiet`` checks 0.2 s
-    apart (so at most about a second of the wait is idle)."""
-    state, still = None, 0
-    while still < quiet:
-        time.sleep(0.2)
-        now = store.query(  # type: ignore[attr-defined]
-            "SELECT (SELECT count() FROM system.merges) AS merging, "
-            "(SELECT groupArraySorted(1000)(name) FROM system.parts WHERE active) AS parts"
-        ).to_pylist()[0]
-        still = still + 1 if now == state and now["merging"] == 0 else 0
-        state = now
-
-
 def run_keelwatch_load(
     data: str, method: str | None, rows: int, memory: Callable[[], dict]
 ) -> dict:
@@ -209,7 +196,7 @@ def run_keelwatch_load(
         # The engine merges the new parts in the background over the next seconds, as a server
         # does between inserts and a scheduled detection. Waited for here (and timed as load),
         # so that detection is measured on the store at rest, not beside those merges.
-        _wait_for_merges(store)
+        wait_for_merges(store)
         t3 = time.perf_counter()
     finally:
         store.close()
