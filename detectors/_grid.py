@@ -21,18 +21,23 @@ method from those counts:
   (``GridCounts.w1_error_bound``, before norming by the reference standard deviation);
 - KS ``D`` is the largest ``|D|`` over the cell edges (a lower bound of the exact statistic,
   short of it by at most the largest cell mass), its p-value from the counts at that edge.
+
+The baseline's counts are read from ``baseline_values`` on a baseline's first run with a grid
+size and kept in ``baseline_grid``; later runs read only the window.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+import pyarrow as pa
 
-from keelwatch.store import Store
+from keelwatch.store import Store, StoreError
 
 from ._baseline import FeatureProfile
 from ._ecdf import EcdfDistances
@@ -40,6 +45,8 @@ from ._sql import CURRENT_NUM, REFERENCE_NUM, WHERE_WINDOW, Window, names_param,
 from ._values import KeyValues
 
 __all__ = ["DEFAULT_GRID_BINS", "GridCounts", "GridPass", "grid_counts", "grid_pass"]
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_GRID_BINS = 10_000
 
@@ -206,6 +213,51 @@ def _cells(
     return out
 
 
+_STORED = (
+    "SELECT feature, cells, below, above, outside FROM baseline_grid "
+    "WHERE baseline_id = {b:String} AND bins = {bins:UInt32} AND feature IN {names:Array(String)} "
+    "LIMIT 1 BY feature"
+)
+
+
+def _reference_cells(
+    store: Store, params: dict[str, Any], grids: dict[str, Grid], bins: int
+) -> dict[str, Cells]:
+    """The baseline's cells: stored ones (``baseline_grid``), the rest counted from
+    ``baseline_values`` and stored for the next run. A baseline never changes, so its counts on
+    a grid of ``bins`` cells are those of its first run."""
+    found = store.query(_STORED, {**params, "bins": bins, "names": names_param(list(grids))})
+    out: dict[str, Cells] = {}
+    for row in found.to_pylist():
+        name = str(row["feature"])
+        cells = np.asarray(row["cells"], dtype=np.int64)
+        if name in grids and cells.size == grids[name][2]:
+            out[name] = cells, int(row["below"]), int(row["above"]), float(row["outside"])
+    missing = {name: grid for name, grid in grids.items() if name not in out}
+    if not missing:
+        return out
+    counted = _cells(store, REFERENCE_NUM, params, missing)
+    out.update(counted)
+    if counted:
+        names = list(counted)
+        table = pa.table(
+            {
+                "baseline_id": [params["b"]] * len(names),
+                "bins": pa.array([bins] * len(names), pa.uint32()),
+                "feature": names,
+                "cells": pa.array([counted[n][0] for n in names], pa.list_(pa.uint64())),
+                "below": pa.array([counted[n][1] for n in names], pa.uint64()),
+                "above": pa.array([counted[n][2] for n in names], pa.uint64()),
+                "outside": pa.array([counted[n][3] for n in names], pa.float64()),
+            }
+        )
+        try:
+            store.insert("baseline_grid", table)
+        except StoreError as exc:  # a store this run may only read: count again next time
+            _log.warning("baseline grid counts not stored: %s", exc)
+    return out
+
+
 def _key_values(
     row: dict[str, Any], layout: list[str], grids: dict[str, Grid], ranges: dict[str, tuple]
 ) -> dict[str, KeyValues] | None:
@@ -298,7 +350,7 @@ def grid_pass(
         return GridPass({}, None)
     params = {**window.params(), "b": baseline_id}
     ranges = {p.name: (p.min, p.max) for p in features if p.kind == "numeric"}
-    ref = _cells(store, REFERENCE_NUM, params, grids)
+    ref = _reference_cells(store, params, grids, bins)
     cur, values = _current_cells(store, window, params, grids, ranges)
     out = {}
     for name, (lo, hi, _, per_bin) in grids.items():

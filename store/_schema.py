@@ -174,6 +174,21 @@ CREATE TABLE IF NOT EXISTS baseline_sorted (
 ORDER BY (baseline_id, feature)
 """
 
+# Each numeric baseline feature's counts on the fine grid of the large-window detectors, per grid
+# size, computed on first use: a baseline never changes, so its reference side is read once.
+_BASELINE_GRID = """
+CREATE TABLE IF NOT EXISTS baseline_grid (
+    baseline_id String,
+    bins UInt32,
+    feature LowCardinality(String),
+    cells Array(UInt64),
+    below UInt64,
+    above UInt64,
+    outside Float64
+) ENGINE = ReplacingMergeTree
+ORDER BY (baseline_id, bins, feature)
+"""
+
 _API_KEYS = """
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id String,
@@ -342,6 +357,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "sorted numeric baseline values per feature", (_BASELINE_SORTED,)),
     Migration(8, "drift runs per version, slot, segment and count window", _DRIFT_WINDOWS),
     Migration(9, "compute and LLM token prices, effective-dated", (_COMPUTE_PRICES, _TOKEN_PRICES)),
+    Migration(10, "baseline counts on the fine grid, per grid size", (_BASELINE_GRID,)),
     # Append new migrations here with the next version number; never renumber or edit one
     # that has shipped (stores remember applied versions in schema_migrations).
 )

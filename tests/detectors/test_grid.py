@@ -13,7 +13,7 @@ from scipy import stats
 
 from keelwatch.detectors import DriftConfig, quality, register_baseline, run_drift
 from keelwatch.detectors._grid import grid_counts
-from keelwatch.store import Store
+from keelwatch.store import Store, StoreError
 
 METHODS = ("wasserstein", "ks", "psi", "jensen_shannon", "hellinger", "kl_div", "chi_square")
 
@@ -185,3 +185,42 @@ def test_grid_counts_are_not_quality_counts_where_ranges_or_layouts_differ(
     both = replace(first, end=later.end)
     run = run_drift(store, baseline, both, large)
     assert run.window_values is None and run.n_current == 600
+
+
+def test_the_baseline_side_is_counted_once_per_grid_size(store: Store, drift_pair: Any) -> None:
+    baseline, window, _, _ = drift_pair
+    first = grid_counts(store, window, baseline.baseline_id, baseline.features, bins=500)
+    stored = store.query(
+        "SELECT bins, feature, arraySum(cells) + below + above AS n FROM baseline_grid "
+        "WHERE baseline_id = {b:String} ORDER BY feature",
+        {"b": baseline.baseline_id},
+    ).to_pylist()
+    assert stored == [{"bins": 500, "feature": n, "n": 4000} for n in ("skewed", "ties", "x")]
+    # A later run reads the stored counts: the same values come back without baseline_values.
+    store.command(
+        "DELETE FROM baseline_values WHERE baseline_id = {b:String}", {"b": baseline.baseline_id}
+    )
+    again = grid_counts(store, window, baseline.baseline_id, baseline.features, bins=500)
+    for name, grid in first.items():
+        np.testing.assert_array_equal(again[name].reference, grid.reference)
+        np.testing.assert_array_equal(again[name].current, grid.current)
+    # Another grid size is counted anew (here from values no longer there: no reference side).
+    assert grid_counts(store, window, baseline.baseline_id, baseline.features, bins=400) == {}
+
+
+def test_a_store_that_refuses_the_counts_still_gets_a_run(
+    store: Store, drift_pair: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    baseline, window, _, _ = drift_pair
+
+    class Refusing:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def insert(self, table: str, data: Any, **kwargs: Any) -> None:
+            raise StoreError("readonly", table)
+
+    counts = grid_counts(Refusing(), window, baseline.baseline_id, baseline.features, bins=300)  # type: ignore[arg-type]
+    assert set(counts) == {"x", "skewed", "ties"}
+    assert "not stored" in caplog.text
+    assert store.query("SELECT count() AS n FROM baseline_grid").to_pylist() == [{"n": 0}]
