@@ -1,12 +1,21 @@
-"""Argument types of the ``keelwatch`` command line: times, durations, tags, counts."""
+"""Argument types of the ``keelwatch`` command line (times, durations, tags, counts) and its
+``--json`` output."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["join_relative_times", "parse_duration", "parse_tag", "parse_time", "positive"]
+__all__ = [
+    "join_relative_times",
+    "parse_duration",
+    "parse_tag",
+    "parse_time",
+    "positive",
+    "print_json",
+]
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -68,3 +77,8 @@ def join_relative_times(argv: list[str]) -> list[str]:
         else:
             out.append(arg)
     return out
+
+
+def print_json(value: object) -> None:
+    """``value`` as indented JSON on standard output (times and other objects as strings)."""
+    print(json.dumps(value, indent=2, default=str))

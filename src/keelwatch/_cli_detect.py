@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import timedelta
 from typing import Any
 
-from keelwatch._cli_args import parse_duration, parse_tag, parse_time, positive
+from keelwatch._cli_args import parse_duration, parse_tag, parse_time, positive, print_json
 from keelwatch._client import ServerClient
 
 __all__ = ["add_arguments", "format_backfill", "format_run", "run"]
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, default=str))
 
 
 def add_arguments(target: argparse.ArgumentParser) -> None:
@@ -156,7 +151,7 @@ def run(args: argparse.Namespace, client: ServerClient) -> int:
         replace=args.replace,
     )
     if args.json:
-        _print_json(result)
+        print_json(result)
     elif args.backfill:
         print(format_backfill(result))
     else:

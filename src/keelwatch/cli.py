@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from keelwatch import _cli_cost, _cli_detect
-from keelwatch._cli_args import join_relative_times, parse_duration, parse_tag, parse_time
+from keelwatch._cli_args import (
+    join_relative_times,
+    parse_duration,
+    parse_tag,
+    parse_time,
+    print_json,
+)
 from keelwatch._client import ServerClient, ServerError
 
 __all__ = ["main", "parse_duration", "parse_tag", "parse_time"]
@@ -116,10 +120,6 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, default=str))
-
-
 def _baseline(args: argparse.Namespace, client: ServerClient) -> int:
     if args.action == "add":
         fmt = "parquet" if args.file.suffix.lower() in (".parquet", ".pq") else "csv"
@@ -128,7 +128,7 @@ def _baseline(args: argparse.Namespace, client: ServerClient) -> int:
             return 2
         result = client.add_baseline(args.model, args.file.read_bytes(), fmt, getpass.getuser())
         if args.json:
-            _print_json(result)
+            print_json(result)
         else:
             print(
                 f"baseline v{result['version']} for {args.model}: {result['rows']} rows, "
@@ -142,7 +142,7 @@ def _baseline(args: argparse.Namespace, client: ServerClient) -> int:
             print(f"keelwatch: model {args.model!r} has no baseline", file=sys.stderr)
             return 1
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     for b in rows:
         print(
