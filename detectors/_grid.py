@@ -259,23 +259,26 @@ def _reference_cells(
 
 
 def _key_values(
-    row: dict[str, Any], layout: list[str], grids: dict[str, Grid], ranges: dict[str, tuple]
+    row: dict[str, Any],
+    counts: list[np.ndarray],
+    layout: list[str],
+    grids: dict[str, Grid],
+    ranges: dict[str, tuple],
 ) -> dict[str, KeyValues] | None:
     """Data quality's per-key counts from the grid pass (every window row in the usual layout),
     or ``None`` where a feature's grid range is not its baseline ``[min, max]``."""
     out = {}
     for i, name in enumerate(layout):
-        counts = np.asarray(row["cells"][i], dtype=np.int64)
         outside = 0
         if name in grids:
             lo, hi, g, _ = grids[name]
             if ranges.get(name) != (lo, hi):
                 return None
-            outside = int(counts[0] + counts[g + 1])
+            outside = int(counts[i][0] + counts[i][g + 1])
         one = row["one"][i]
         out[name] = KeyValues(
             int(row["n"]),
-            int(counts.sum()),
+            int(counts[i].sum()),
             outside,
             int(row["u"][i]),
             None if one is None else float(one),
@@ -300,13 +303,12 @@ def _current_cells(
     row = store.query(_BY_POSITION, by_position).to_pylist()[0]
     out: dict[str, Cells] = {}
     n = int(row["n"])
-    if n:
-        for i, name in enumerate(layout):
-            if name in grids:
-                counts = np.asarray(row["cells"][i], dtype=np.int64)
-                out[name] = _split(counts, grids[name][2], row["outside"][i])
+    counts = [np.asarray(c, dtype=np.int64) for c in row["cells"]] if n else []
+    for i, name in enumerate(layout if n else ()):
+        if name in grids:
+            out[name] = _split(counts[i], grids[name][2], row["outside"][i])
     if n == window_count(store, window):
-        return out, _key_values(row, layout, grids, ranges) if n else {}
+        return out, _key_values(row, counts, layout, grids, ranges) if n else {}
     other = _cells(store, _OTHER_LAYOUTS, {**params, "layout": layout}, grids)
     for name, found in other.items():
         out[name] = _add(out.get(name), found)
