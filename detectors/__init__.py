@@ -15,7 +15,7 @@ from ._binning import doane_edges, sturges_edges
 from ._calibration import Calibration, ReliabilityPoint, calibration, multiclass_calibration
 from ._config import DEFAULT_THRESHOLDS, METHODS, P_VALUE_METHODS, DriftConfig, evidently_method
 from ._cost import Cost, cost
-from ._detect import Detection, detect
+from ._detect import Detection, detect, detect_window
 from ._drift import DriftResult, DriftRun, run_drift, store_run
 from ._labelled import Labels, labels
 from ._methods import (
@@ -103,6 +103,7 @@ __all__ = [
     "cost",
     "count_windows",
     "detect",
+    "detect_window",
     "doane_edges",
     "domain_classifier_drift",
     "evidently_method",

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from keelwatch.store import Store
 
-from ._baseline import get_baseline
+from ._baseline import Baseline, get_baseline
 from ._calibration import Calibration, calibration
 from ._config import DriftConfig
 from ._cost import Cost, cost
@@ -22,7 +22,7 @@ from ._reconstruction import ReconstructionDrift, reconstruction_drift
 from ._sql import Segment, Window, segment_of
 from ._windows import latest_count_window
 
-__all__ = ["Detection", "detect"]
+__all__ = ["Detection", "detect", "detect_window"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,35 @@ def detect(
         window = latest_count_window(store, window, count)
     baseline = get_baseline(store, model, baseline_version, project)
     drift = run_drift(store, baseline, window, config) if baseline else None
-    # A large window's drift run read every numeric value already; quality reuses its counts.
+    return detect_window(
+        store,
+        window,
+        baseline,
+        drift,
+        positive=positive,
+        calibration_bins=calibration_bins,
+        calibration_strategy=calibration_strategy,
+        multivariate=multivariate,
+    )
+
+
+def detect_window(
+    store: Store,
+    window: Window,
+    baseline: Baseline | None,
+    drift: DriftRun | None,
+    *,
+    positive: str = "1",
+    calibration_bins: int = 10,
+    calibration_strategy: str = "uniform",
+    multivariate: bool = False,
+) -> Detection:
+    """Every detector beside drift over ``window``, with its drift run already made (the server
+    runs drift first, stores it and checks the alert rules, then the rest).
+
+    A large window's drift run brings data quality's per-key counts, so quality does not read
+    the window's values again.
+    """
     values = drift.window_values if drift else None
     return Detection(
         window=window,

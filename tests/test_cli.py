@@ -99,8 +99,18 @@ def test_baseline_and_detect_commands_against_a_server(store, live_server, tmp_p
         run = json.loads(capsys.readouterr().out)
         drifted = {r["feature"] for r in run["results"] if r["deciding"] and r["drifted"]}
         assert run["n_current"] == 1000 and drifted == {"x", "c"}
+        quality = run["detectors"]["quality"]
+        assert quality["rows"] == 1000
+        assert [f["feature"] for f in quality["features"] if f["constant"]] == ["c"]
+        x = np.array([r["features"]["x"] for r in records])
+        train_x = pd.read_csv(train)["x"]
+        outside = np.mean((x < train_x.min()) | (x > train_x.max()))
+        assert [f["out_of_range_share"] for f in quality["features"]] == [outside, 0] != [0, 0]
+        assert run["detectors"]["operations"][0]["calls"] == 1000
         assert main(["detect", "--model", "m", "--from", "-10m", *url]) == 0
-        assert "DRIFT" in capsys.readouterr().out
+        printed = capsys.readouterr().out
+        assert "DRIFT" in printed and "quality: 1000 rows, 0 repeated ids" in printed
+        assert "constant" in printed and "operations -/-: 1000 calls, 0.00% failed" in printed
         assert main(["detect", "--model", "unknown", *url]) == 1
         assert "has no baseline" in capsys.readouterr().err
 
@@ -289,3 +299,64 @@ def test_windows_segments_and_backfill_against_a_server(store, live_server, tmp_
                 api.request("POST", "/v1/detect", json.dumps({**base, **extra}).encode())
             assert refusal.value.status == 422, extra
             assert message in str(refusal.value), (extra, str(refusal.value))
+
+
+def test_the_other_detectors_print_from_their_json():
+    import json
+    import math
+
+    from keelwatch._cli_detect import format_detectors
+    from keelwatch.collector.server._routes_detect import _plain
+    from keelwatch.detectors import (
+        Calibration,
+        Classification,
+        Cost,
+        FeatureQuality,
+        Freshness,
+        Labels,
+        Operations,
+        Quality,
+        Regression,
+        ReliabilityPoint,
+        Volume,
+    )
+
+    labels = Labels(10, 4, 0.4, 30.0, None)
+    found = {
+        "quality": Quality(
+            10,
+            1,
+            ("gone",),
+            ("extra",),
+            (FeatureQuality("x", "numeric", 9, 0.1, 0.25, 0.0, False),),
+            volume=Volume(10, 10.0, 0.0, math.inf, 8, True),
+            freshness=Freshness(NOW, 5.0, 60.0, False),
+        ),
+        "operations": (Operations("2", "canary", 10, 1, 0.1, 0.5, 1.0, 2.0, 3.0, 0, 0),),
+        "labels": labels,
+        "classification": Classification(4, 0.75, 1.0, 0.5, 2 / 3, None, 0.9, labels),
+        "calibration": Calibration(
+            4, 0.1, 0.3, 0.05, 0.2, "quantile", (ReliabilityPoint(0.5, 0.5, 4),)
+        ),
+        "regression": Regression(4, 1.5, 1.0, 0.2, labels),
+        "cost": (Cost("2", "canary", "USD", 10, 8, 2, 8, 1.0, 0.004, 0.0005, 0, 0, 0, 0.0, 0.004),),
+    }
+    # As the server sends it: JSON, with the infinite z as null and times as text.
+    sent = json.loads(json.dumps({name: _plain(value) for name, value in found.items()}))
+    assert sent["quality"]["volume"]["z"] is None
+    assert sent["quality"]["freshness"]["last_prediction"] == NOW.isoformat()
+    text = format_detectors(sent)
+    for expected in (
+        "quality: 10 rows, 1 repeated ids, volume 10 (z n/a, ANOMALY), newest 5 s old",
+        "  missing features: gone",
+        "  unexpected features: extra",
+        "  x                           missing 10.0%, out of range 25.0%",
+        "operations 2/canary: 10 calls, 10.00% failed, 0.50/s, latency p50 1.0 p95 2.0 p99 3.0 ms",
+        "labels: 4 of 10 predictions",
+        "classification (n=4): accuracy 0.750, precision 1.000, recall 0.500, f1 0.667, "
+        "roc auc n/a, pr auc 0.900",
+        "calibration (n=4, quantile bins): ece 0.050, mce 0.200, brier 0.100, log loss 0.300",
+        "regression (n=4): rmse 1.5, mae 1, mape 0.2",
+        "cost 2/canary: 0.0040 USD (2 of 10 unpriced)",
+    ):
+        assert expected in text.splitlines(), (expected, text)

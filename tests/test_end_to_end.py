@@ -88,6 +88,18 @@ def test_drift_is_detected_end_to_end(store, live_server, receiver, tmp_path):
             "chi_square",
         }
         assert run["alerts"][0]["delivered"] is True
+        # The other detectors over the same window come back with the run.
+        others = run["detectors"]
+        assert others["quality"]["rows"] == 2000 and others["quality"]["duplicate_ids"] == 0
+        by = {f["feature"]: f for f in others["quality"]["features"]}
+        age = shifted_frame["age"].to_numpy()
+        lo, hi = reference["age"].min(), reference["age"].max()
+        assert by["age"]["out_of_range_share"] == np.mean((age < lo) | (age > hi))
+        assert by["plan"]["unseen_share"] == 0 and by["income"]["missing_rate"] == 0
+        [ops] = others["operations"]
+        assert (ops["version"], ops["calls"], ops["failures"]) == ("1", 2000, 0)
+        assert 0 <= ops["latency_p50_ms"] <= ops["latency_p95_ms"] <= ops["latency_p99_ms"]
+        assert others["labels"]["labelled"] == 0 and others["classification"] is None
 
         hook = receiver.received.get(timeout=10)
         assert hook["verified"]
@@ -98,6 +110,13 @@ def test_drift_is_detected_end_to_end(store, live_server, receiver, tmp_path):
         assert 'keelwatch_feature_drifted{feature="age",model="churn"} 1.0' in metrics
         assert 'keelwatch_feature_drifted{feature="score",model="churn"} 0.0' in metrics
         assert 'keelwatch_drift_share{model="churn"} 0.5' in metrics
+        share = by["age"]["out_of_range_share"]
+        assert f'keelwatch_feature_out_of_range_share{{feature="age",model="churn"}} {share}' in (
+            metrics
+        )
+        assert 'keelwatch_failure_rate{model="churn",slot="",version="1"} 0.0' in metrics
+        assert 'keelwatch_latency_ms{model="churn",quantile="0.99",slot="",version="1"}' in metrics
+        assert 'keelwatch_performance{metric="label_coverage",model="churn"} 0.0' in metrics
 
         # Other processes read the embedded store through the server's ClickHouse endpoint.
         port = int(server.url.rsplit(":", 1)[1])

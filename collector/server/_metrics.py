@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from keelwatch.detectors import DriftRun
+from keelwatch.detectors import Detection, DriftRun
 
 __all__ = ["ServerMetrics"]
 
@@ -49,6 +49,49 @@ class ServerMetrics:
             ["model"],
             registry=self.registry,
         )
+        self.missing_rate = Gauge(
+            "keelwatch_feature_missing_rate",
+            "Share of the latest window's predictions without the feature (data quality).",
+            ["model", "feature"],
+            registry=self.registry,
+        )
+        self.out_of_range = Gauge(
+            "keelwatch_feature_out_of_range_share",
+            "Share of the latest window's numeric values outside the baseline's [min, max].",
+            ["model", "feature"],
+            registry=self.registry,
+        )
+        self.unseen = Gauge(
+            "keelwatch_feature_unseen_share",
+            "Share of the latest window's categorical values the baseline never saw.",
+            ["model", "feature"],
+            registry=self.registry,
+        )
+        self.latency = Gauge(
+            "keelwatch_latency_ms",
+            "Latency quantiles of the latest window, per version and slot.",
+            ["model", "version", "slot", "quantile"],
+            registry=self.registry,
+        )
+        self.failure_rate = Gauge(
+            "keelwatch_failure_rate",
+            "Share of the latest window's calls that failed, per version and slot.",
+            ["model", "version", "slot"],
+            registry=self.registry,
+        )
+        self.throughput = Gauge(
+            "keelwatch_throughput_per_second",
+            "Calls per second over the latest window, per version and slot.",
+            ["model", "version", "slot"],
+            registry=self.registry,
+        )
+        self.performance = Gauge(
+            "keelwatch_performance",
+            "Latest window's metrics against delayed outcomes (accuracy, roc_auc, rmse, ...), "
+            "calibration (ece, brier, ...) and label coverage.",
+            ["model", "metric"],
+            registry=self.registry,
+        )
         self.runs = Counter(
             "keelwatch_detector_runs",
             "Detector runs, by model and outcome.",
@@ -69,3 +112,46 @@ class ServerMetrics:
             if result.deciding:
                 self.drifted.labels(run.model, result.feature).set(int(result.drifted))
         self.drift_share.labels(run.model).set(run.drift_share)
+
+    def observe_detection(self, detection: Detection) -> None:
+        """Publish the other detectors' results of one window (not drift: ``observe_run``)."""
+        model = detection.window.model
+        if detection.quality is not None:
+            for f in detection.quality.features:
+                self.missing_rate.labels(model, f.feature).set(f.missing_rate)
+                gauge = self.out_of_range if f.kind == "numeric" else self.unseen
+                share = f.out_of_range_share if f.kind == "numeric" else f.unseen_share
+                gauge.labels(model, f.feature).set(share)
+        for ops in detection.operations:
+            labels = (model, ops.version, ops.slot)
+            quantiles = {
+                "0.5": ops.latency_p50_ms,
+                "0.95": ops.latency_p95_ms,
+                "0.99": ops.latency_p99_ms,
+            }
+            for quantile, value in quantiles.items():
+                self.latency.labels(*labels, quantile).set(value)
+            self.failure_rate.labels(*labels).set(ops.failure_rate)
+            self.throughput.labels(*labels).set(ops.throughput_per_s)
+        metrics: dict[str, float | None] = {}
+        if detection.classification is not None:
+            c = detection.classification
+            metrics.update(
+                accuracy=c.accuracy,
+                precision=c.precision,
+                recall=c.recall,
+                f1=c.f1,
+                roc_auc=c.roc_auc,
+                pr_auc=c.pr_auc,
+            )
+        if detection.regression is not None:
+            r = detection.regression
+            metrics.update(rmse=r.rmse, mae=r.mae, mape=r.mape)
+        if detection.calibration is not None:
+            cal = detection.calibration
+            metrics.update(ece=cal.ece, mce=cal.mce, brier=cal.brier, log_loss=cal.log_loss)
+        if detection.labels is not None:
+            metrics["label_coverage"] = detection.labels.coverage
+        for name, found in metrics.items():
+            if found is not None:
+                self.performance.labels(model, name).set(found)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -165,9 +165,33 @@ def _detect_spec(spec: Any) -> _DetectSpec:
     )
 
 
+def _plain(value: Any) -> Any:
+    """A detector's result as JSON values: dataclasses as objects, tuples as lists, times in
+    ISO-8601, numbers that are not finite as null."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        return _finite(value)
+    if hasattr(value, "item"):  # a NumPy scalar
+        return _plain(value.item())
+    return value
+
+
+#: The detectors beside drift that a one-window detection returns (``Detection``'s fields).
+_OTHERS = ("quality", "operations", "labels", "classification", "calibration", "regression", "cost")
+
+
 def _outcome_to_json(outcome: DetectionOutcome) -> dict[str, Any]:
+    others = {}
+    if outcome.detection is not None:
+        others["detectors"] = {name: _plain(getattr(outcome.detection, name)) for name in _OTHERS}
     return {
         **run_to_json(outcome.run),
+        **others,
         "alerts": [
             {
                 "rule": a.rule,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from keelwatch.alerts import Alert, WebhookSender, evaluate_rules
@@ -12,9 +12,11 @@ from keelwatch.detectors import (
     MAX_SEGMENT_VALUES,
     Backfill,
     Baseline,
+    Detection,
     DriftRun,
     Window,
     backfill,
+    detect_window,
     get_baseline,
     latest_count_window,
     run_drift,
@@ -38,10 +40,11 @@ class NoBaseline(LookupError):
 
 @dataclass(frozen=True)
 class DetectionOutcome:
-    """A detector run and the alerts it fired."""
+    """A drift run, the alerts it fired and, for one window, every other detector's results."""
 
     run: DriftRun
     alerts: tuple[Alert, ...]
+    detection: Detection | None = None
 
 
 class Monitoring:
@@ -70,7 +73,9 @@ class Monitoring:
         segment: Segment = (),
         count: int = 0,
     ) -> DetectionOutcome:
-        """Drift of ``model``'s predictions in ``[start, end)`` against its newest baseline.
+        """Drift of ``model``'s predictions in ``[start, end)`` against its newest baseline
+        (stored, published, checked against the alert rules), then every other detector over
+        the same window: data quality, operations, performance, calibration, cost, labels.
 
         ``segment`` keeps only predictions with those tag values; ``count`` looks at the
         ``count`` most recent predictions of the range instead of all of them.
@@ -80,7 +85,11 @@ class Monitoring:
         with self._run_lock:
             if count:
                 window = latest_count_window(self.store, window, count)
-            return self._run(baseline, window)
+            outcome = self._run(baseline, window)
+            detection = detect_window(self.store, window, baseline, outcome.run)
+        if not window.segment:
+            self.metrics.observe_detection(detection)
+        return replace(outcome, detection=detection)
 
     def detect_by_tag(
         self,

@@ -116,11 +116,90 @@ def format_backfill(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _num(value: float | None, spec: str = ".3f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _quality_lines(q: dict[str, Any]) -> list[str]:
+    volume, fresh = q.get("volume"), q.get("freshness")
+    head = f"quality: {q['rows']} rows, {q['duplicate_ids']} repeated ids"
+    if volume:
+        head += f", volume {volume['current']} (z {_num(volume['z'], '.2f')}"
+        head += ", ANOMALY)" if volume["anomaly"] else ")"
+    if fresh:
+        head += f", newest {_num(fresh['staleness_s'], '.0f')} s old"
+        head += " STALE" if fresh["stale"] else ""
+    lines = [head]
+    for label, names in (
+        ("missing features", q["missing_features"]),
+        ("unexpected features", q["unexpected_features"]),
+        ("wrong types", q["wrong_types"]),
+    ):
+        if names:
+            lines.append(f"  {label}: {', '.join(names)}")
+    for f in q["features"]:
+        flags = [
+            f"{label} {share:.1%}"
+            for label, share in (
+                ("missing", f["missing_rate"]),
+                ("out of range", f["out_of_range_share"]),
+                ("unseen", f["unseen_share"]),
+            )
+            if share
+        ]
+        flags += ["constant"] if f["constant"] else []
+        if flags:
+            lines.append(f"  {f['feature']:<28}{', '.join(flags)}")
+    return lines
+
+
+def format_detectors(found: dict[str, Any]) -> str:
+    """The detectors beside drift of one window: quality, operations, outcomes, cost."""
+    lines = _quality_lines(found["quality"]) if found.get("quality") else []
+    for ops in found.get("operations") or []:
+        lines.append(
+            f"operations {ops['version'] or '-'}/{ops['slot'] or '-'}: {ops['calls']} calls, "
+            f"{ops['failure_rate']:.2%} failed, {ops['throughput_per_s']:.2f}/s, latency p50 "
+            f"{_num(ops['latency_p50_ms'], '.1f')} p95 {_num(ops['latency_p95_ms'], '.1f')} "
+            f"p99 {_num(ops['latency_p99_ms'], '.1f')} ms"
+        )
+    labels = found.get("labels")
+    if labels:
+        lines.append(f"labels: {labels['labelled']} of {labels['predictions']} predictions")
+    c = found.get("classification")
+    if c:
+        lines.append(
+            f"classification (n={c['n']}): accuracy {_num(c['accuracy'])}, precision "
+            f"{_num(c['precision'])}, recall {_num(c['recall'])}, f1 {_num(c['f1'])}, roc auc "
+            f"{_num(c['roc_auc'])}, pr auc {_num(c['pr_auc'])}"
+        )
+    cal = found.get("calibration")
+    if cal:
+        lines.append(
+            f"calibration (n={cal['n']}, {cal['strategy']} bins): ece {_num(cal['ece'])}, mce "
+            f"{_num(cal['mce'])}, brier {_num(cal['brier'])}, log loss {_num(cal['log_loss'])}"
+        )
+    r = found.get("regression")
+    if r:
+        lines.append(
+            f"regression (n={r['n']}): rmse {_num(r['rmse'], '.4g')}, mae {_num(r['mae'], '.4g')}"
+            f", mape {_num(r['mape'], '.4g')}"
+        )
+    for cost in found.get("cost") or []:
+        lines.append(
+            f"cost {cost['version'] or '-'}/{cost['slot'] or '-'}: {cost['total_cost']:.4f} "
+            f"{cost['currency']} ({cost['unpriced']} of {cost['predictions']} unpriced)"
+        )
+    return "\n".join(lines)
+
+
 def _print_run(run: dict[str, Any]) -> None:
     segment = run["window"].get("segment") or {}
     if segment:
         print("[" + ",".join(f"{k}={v}" for k, v in segment.items()) + "]")
     print(format_run(run))
+    if run.get("detectors"):
+        print(format_detectors(run["detectors"]))
     for alert in run.get("alerts", []):
         print(
             f"  alert {alert['rule']}: {alert['summary']} -> {alert['webhook']} "
