@@ -339,7 +339,10 @@ def test_the_other_detectors_print_from_their_json():
             4, 0.1, 0.3, 0.05, 0.2, "quantile", (ReliabilityPoint(0.5, 0.5, 4),)
         ),
         "regression": Regression(4, 1.5, 1.0, 0.2, labels),
-        "cost": (Cost("2", "canary", "USD", 10, 8, 2, 8, 1.0, 0.004, 0.0005, 0, 0, 0, 0.0, 0.004),),
+        "cost": (
+            Cost("2", "canary", "USD", 10, 8, 2, 8, 1.0, 0.004, 0.0005, 0, 0, 0, 0.0, 0.004),
+            Cost("2", "stable", "", 5, 0, 5, 0, 0.0, 0.0, None, 0, 0, 0, 0.0, 0.0),
+        ),
     }
     # As the server sends it: JSON, with the infinite z as null and times as text.
     sent = json.loads(json.dumps({name: _plain(value) for name, value in found.items()}))
@@ -358,5 +361,6 @@ def test_the_other_detectors_print_from_their_json():
         "calibration (n=4, quantile bins): ece 0.050, mce 0.200, brier 0.100, log loss 0.300",
         "regression (n=4): rmse 1.5, mae 1, mape 0.2",
         "cost 2/canary: 0.0040 USD (2 of 10 unpriced)",
+        "cost 2/stable: no price in effect for its 5 predictions",
     ):
         assert expected in text.splitlines(), (expected, text)

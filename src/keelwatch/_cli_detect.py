@@ -186,9 +186,13 @@ def format_detectors(found: dict[str, Any]) -> str:
             f", mape {_num(r['mape'], '.4g')}"
         )
     for cost in found.get("cost") or []:
+        where = f"cost {cost['version'] or '-'}/{cost['slot'] or '-'}"
+        if not cost["priced"]:
+            lines.append(f"{where}: no price in effect for its {cost['predictions']} predictions")
+            continue
         lines.append(
-            f"cost {cost['version'] or '-'}/{cost['slot'] or '-'}: {cost['total_cost']:.4f} "
-            f"{cost['currency']} ({cost['unpriced']} of {cost['predictions']} unpriced)"
+            f"{where}: {cost['total_cost']:.4f} {cost['currency']} ({cost['unpriced']} of "
+            f"{cost['predictions']} unpriced)"
         )
     return "\n".join(lines)
 

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from keelwatch._cli_detect import format_detectors
 from keelwatch._client import ServerClient
 from keelwatch.alerts import verify
 
@@ -291,6 +292,8 @@ def _summary(
                 others,
             )
         console.print(table)
+        if run.get("detectors"):
+            console.print(format_detectors(run["detectors"]), markup=False, highlight=False)
     shifted = runs[-1][1]
     flagged = {r["feature"] for r in shifted["results"] if r["deciding"] and r["drifted"]}
     expected = set(SHIFTED) | {"channel"}
