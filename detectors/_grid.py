@@ -42,7 +42,7 @@ from keelwatch.store import Store, StoreError
 from ._baseline import FeatureProfile
 from ._ecdf import EcdfDistances
 from ._sql import CURRENT_NUM, REFERENCE_NUM, WHERE_WINDOW, Window, names_param, window_count
-from ._values import KeyValues
+from ._values import KeyValues, usual_layout
 
 __all__ = ["DEFAULT_GRID_BINS", "GridCounts", "GridPass", "grid_counts", "grid_pass"]
 
@@ -73,7 +73,6 @@ SELECT feature, countResample(-1, {end:Int64}, 1)(cell, cell) AS cells, sum(d) A
 # at 100 features. Rows with another layout, if any, go through _CELLS. Non-finite values get
 # cell -2, outside the counted range, as the general query drops them. The same pass also
 # returns what data quality counts per key (distinct up to 2, one value; see _values).
-_LAYOUT = f"SELECT num.keys AS k FROM predictions WHERE {WHERE_WINDOW} LIMIT 1"
 _BY_POSITION = f"""
 SELECT countResampleForEach(-1, {{end:Int64}}, 1)(cells, cells) AS cells,
  sumForEach(d) AS outside, count() AS n, uniqUpToForEach(1)(xs) AS u, anyForEach(xs) AS one FROM (
@@ -295,10 +294,9 @@ def _current_cells(
 ) -> tuple[dict[str, Cells], dict[str, KeyValues] | None]:
     """The window's cells (rows of the usual map layout by position, any others in general),
     and data quality's per-key counts when the usual layout was every row."""
-    first = store.query(_LAYOUT, window.params()).column("k").to_pylist()
-    if not first:
+    layout = usual_layout(store, window.params())
+    if layout is None:
         return {}, {}
-    layout = [str(k) for k in first[0]]
     by_position = {**params, "layout": layout, **_grid_params(layout, grids)}
     row = store.query(_BY_POSITION, by_position).to_pylist()[0]
     out: dict[str, Cells] = {}

@@ -15,7 +15,7 @@ from keelwatch.store import Store
 from ._baseline import FeatureProfile
 from ._sql import WHERE_WINDOW
 
-__all__ = ["KeyValues", "key_values"]
+__all__ = ["KeyValues", "key_values", "usual_layout"]
 
 
 class KeyValues(NamedTuple):
@@ -48,6 +48,15 @@ class KeyValues(NamedTuple):
 # -ForEach combinators: no ARRAY JOIN and no per-value name lookup. Rows with any other layout go
 # through the general query, and the two are merged per feature (``KeyValues.merge``).
 _LAYOUT = f"SELECT num.keys AS k FROM predictions WHERE {WHERE_WINDOW} LIMIT 1"
+
+
+def usual_layout(store: Store, params: dict[str, Any]) -> list[str] | None:
+    """The keys of the window's first ``num`` map, in order (``None`` for an empty window): the
+    layout that by-position aggregations over the window assume."""
+    first = store.query(_LAYOUT, params).column("k").to_pylist()
+    return [str(k) for k in first[0]] if first else None
+
+
 _BY_POSITION = (
     "SELECT count() AS rows, "
     "sumForEach(arrayMap(x -> toUInt64(isFinite(x)), xs)) AS n, "
@@ -88,10 +97,9 @@ def key_values(
     ``rows`` is the window's row count; ``numeric`` the baseline's numeric features, whose
     ``[min, max]`` define "out of range".
     """
-    first = store.query(_LAYOUT, params).column("k").to_pylist()
-    if not rows or not first:
+    layout = usual_layout(store, params) if rows else None
+    if layout is None:
         return {}
-    layout = [str(k) for k in first[0]]
     row = store.query(
         _BY_POSITION, {**params, "layout": layout, **_ranges(layout, numeric)}
     ).to_pylist()[0]

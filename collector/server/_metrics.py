@@ -119,9 +119,10 @@ class ServerMetrics:
         if detection.quality is not None:
             for f in detection.quality.features:
                 self.missing_rate.labels(model, f.feature).set(f.missing_rate)
-                gauge = self.out_of_range if f.kind == "numeric" else self.unseen
-                share = f.out_of_range_share if f.kind == "numeric" else f.unseen_share
-                gauge.labels(model, f.feature).set(share)
+                if f.kind == "numeric":
+                    self.out_of_range.labels(model, f.feature).set(f.out_of_range_share)
+                else:
+                    self.unseen.labels(model, f.feature).set(f.unseen_share)
         for ops in detection.operations:
             labels = (model, ops.version, ops.slot)
             quantiles = {
