@@ -55,18 +55,28 @@ def _keelwatch(store: Store, window: Window, baseline: Baseline, names: Sequence
 Known = Mapping[str, tuple[dict[float, int], dict[float, int] | None]]
 
 
-def few_value_counts(store: Store, window: Window, baseline_id: str, names: Sequence[str]) -> Known:
+def few_value_counts(
+    store: Store,
+    window: Window,
+    baseline_id: str,
+    names: Sequence[str],
+    window_counts: Mapping[str, Mapping[float, int] | None] | None = None,
+) -> Known:
     """Both sides' value counts of few-valued numeric features, in one read of the window.
 
     Evidently's test choice needs the distinct values of reference and window together, and
-    its per-value binning the counts of each: one query answers both.
+    its per-value binning the counts of each: one query answers both. ``window_counts``: the
+    window's side already counted (by the exact ECDF pass), so only the baseline's is read.
     """
     if not names:
         return {}
     params = source_params(window, baseline_id, names)
     ref = value_counts(store, REFERENCE_NUM, params)
-    source, extra = current_source(names)
-    cur = capped_value_counts(store, source, {**params, **extra})
+    if window_counts is None:
+        source, extra = current_source(names)
+        cur = capped_value_counts(store, source, {**params, **extra})
+    else:
+        cur = {n: None if c is None else dict(c) for n, c in window_counts.items()}
     return {n: (ref.get(n, {}), cur.get(n, {})) for n in names}
 
 

@@ -30,7 +30,7 @@ from ._config import (
     evidently_method,
 )
 from ._counts import Known, Pairs, few_value_counts, numeric_pairs
-from ._ecdf import EcdfDistances, ecdf_distances
+from ._ecdf import EcdfDistances, ecdf_distances, ecdf_pass
 from ._grid import grid_pass
 from ._methods import (
     chi_square,
@@ -273,23 +273,50 @@ def run_drift(
     numeric = [p for p in baseline.features if p.kind == "numeric" and p.count > 0]
     categorical = [p for p in baseline.features if p.kind == "categorical" and p.count > 0]
     current_cats = category_counts(store, window, [p.name for p in categorical])
-    # Evidently's test choice: only a reference with at most 5 distinct values can leave the
-    # union of both sides at most 5; their value counts also serve the per-value binning.
-    few = (
-        few_value_counts(
-            store, window, baseline.baseline_id, [p.name for p in numeric if p.distinct <= 5]
-        )
-        if config.selection != "fixed"
-        else {}
-    )
-    methods = _methods_per_feature(baseline, config, numeric, current_cats, few)
-    wanted = {m for p in numeric for m in methods[p.name]}
-    ecdf_names = [p.name for p in numeric if NUMERIC_ONLY & set(methods[p.name])]
     n_window = window_count(store, window)
+    exact = not (config.exact_max_rows and n_window > config.exact_max_rows)
+    # Evidently's test choice: only a reference with at most 5 distinct values can leave the
+    # union of both sides at most 5; their value counts also serve the per-value binning. The
+    # exact pass counts the window's values of those features in its first read.
+    few_names = [p.name for p in numeric if p.distinct <= 5] if config.selection != "fixed" else []
+    few: Known = {}
+    if few_names and not exact:
+        few = few_value_counts(store, window, baseline.baseline_id, few_names)
+    unknown = [name for name in few_names if name not in few]
+    # Taken as few-valued until counted: no ECDF distances unless configured beside the test.
+    guess: Known = {**few, **{name: ({}, {}) for name in unknown}}
+    methods = _methods_per_feature(baseline, config, numeric, current_cats, guess)
+    ecdf_names = [p.name for p in numeric if NUMERIC_ONLY & set(methods[p.name])]
     sizes = {p.name: p.count + n_window for p in numeric}
     ks_names = {p.name for p in numeric if "ks" in methods[p.name]}
+    if exact:
+        window_values = None
+        exact_pass = ecdf_pass(
+            store, window, baseline.baseline_id, ecdf_names, sizes, ks=ks_names, counted=unknown
+        )
+        ecdf = exact_pass.distances
+        if unknown:
+            few = few_value_counts(
+                store, window, baseline.baseline_id, unknown, exact_pass.window_counts
+            )
+            methods = _methods_per_feature(baseline, config, numeric, current_cats, few)
+            # More than 5 values in both sides together: a distance test after all.
+            late = [
+                p.name
+                for p in numeric
+                if NUMERIC_ONLY & set(methods[p.name]) and p.name not in ecdf_names
+            ]
+            ks_names = {p.name for p in numeric if "ks" in methods[p.name]}
+            ecdf.update(
+                ecdf_distances(store, window, baseline.baseline_id, late, sizes, ks=ks_names)
+                if late
+                else {}
+            )
+    wanted = {m for p in numeric for m in methods[p.name]}
     binned_names = [p.name for p in numeric if set(methods[p.name]) - NUMERIC_ONLY]
-    if config.exact_max_rows and n_window > config.exact_max_rows:
+    if exact:
+        binned = numeric_pairs(store, window, baseline, binned_names, config.compat, known=few)
+    else:
         found_pass = grid_pass(store, window, baseline.baseline_id, numeric, config.grid_bins)
         grid, window_values = found_pass.counts, found_pass.values
         ecdf = {}
@@ -301,10 +328,6 @@ def run_drift(
             binned = {name: grid[name].binned() for name in binned_names if name in grid}
         else:
             binned = numeric_pairs(store, window, baseline, binned_names, config.compat, known=few)
-    else:
-        window_values = None
-        ecdf = ecdf_distances(store, window, baseline.baseline_id, ecdf_names, sizes, ks=ks_names)
-        binned = numeric_pairs(store, window, baseline, binned_names, config.compat, known=few)
     hell: Pairs = {}
     if "hellinger" in wanted and config.compat == "evidently":
         hell_names = [p.name for p in numeric if "hellinger" in methods[p.name]]

@@ -10,8 +10,9 @@ import pytest
 from scipy import stats
 
 from keelwatch.detectors import Window, register_baseline
-from keelwatch.detectors._ecdf import ecdf_distances
+from keelwatch.detectors._ecdf import ecdf_distances, ecdf_pass
 from keelwatch.detectors._profile import QUANTILES
+from keelwatch.detectors._sql import FEW_VALUES_CAP
 from keelwatch.store import Store
 
 # (reference size, current size): equal (the L1 branch), co-prime, one side a multiple of the
@@ -93,3 +94,55 @@ def test_feature_empty_on_one_side_is_left_out(
         assert set(found) == {"a"}
         expected = stats.wasserstein_distance(ref["a"], cur["a"])
         assert found["a"].wasserstein == pytest.approx(expected, rel=1e-12)
+
+
+def test_counted_features_get_exact_window_value_counts(
+    store: Store, rng: np.random.Generator, insert: Any
+) -> None:
+    ref = pd.DataFrame(
+        {
+            "a": rng.normal(size=400),
+            "b": rng.normal(size=400),
+            "four": rng.integers(0, 4, 400).astype(float),
+            "five": rng.integers(0, 5, 400).astype(float),
+            "wide": rng.integers(0, 3, 400).astype(float),
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "a": rng.normal(size=300),
+            "b": rng.normal(size=300),
+            "four": rng.integers(0, 4, 300).astype(float),
+            "five": np.where(rng.random(300) < 0.1, np.nan, rng.integers(1, 6, 300)),
+            "wide": rng.normal(size=300),  # more values than the cap: not counted
+        }
+    )
+    baseline = register_baseline(store, "m", ref)
+    window = insert(store, "m", cur)
+    counted = ["four", "five", "wide"]
+
+    def expected(name: str) -> dict[float, int] | None:
+        values = cur[name].dropna()
+        if values.nunique() > FEW_VALUES_CAP:
+            return None
+        return {float(k): int(v) for k, v in values.value_counts().items()}
+
+    # "five" is counted and measured; "four" and "wide" only counted (no values held).
+    for budget in (10**9, 1):
+        found = ecdf_pass(
+            store, window, baseline.baseline_id, ["a", "b", "five"], budget=budget, counted=counted
+        )
+        assert set(found.distances) == {"a", "b", "five"}
+        assert found.window_counts == {name: expected(name) for name in counted}
+        five = cur["five"].dropna()
+        assert found.distances["five"].wasserstein == pytest.approx(
+            stats.wasserstein_distance(ref["five"], five), rel=1e-12
+        )
+    # Only counted features, then a baseline without presorted values: their own read.
+    found = ecdf_pass(store, window, baseline.baseline_id, [], counted=counted)
+    assert found.distances == {}
+    assert found.window_counts == {name: expected(name) for name in counted}
+    store.command("TRUNCATE TABLE baseline_sorted")
+    found = ecdf_pass(store, window, baseline.baseline_id, ["a"], counted=counted)
+    assert set(found.distances) == {"a"}
+    assert found.window_counts == {name: expected(name) for name in counted}
