@@ -15,7 +15,7 @@ from ._binning import doane_edges, sturges_edges
 from ._calibration import Calibration, ReliabilityPoint, calibration, multiclass_calibration
 from ._config import DEFAULT_THRESHOLDS, METHODS, P_VALUE_METHODS, DriftConfig, evidently_method
 from ._cost import Cost, cost
-from ._detect import Detection, detect, detect_window
+from ._detect import Detection, DetectorFailure, detect, detect_window
 from ._drift import DriftResult, DriftRun, run_drift, store_run
 from ._labelled import Labels, labels
 from ._methods import (
@@ -75,6 +75,7 @@ __all__ = [
     "ComputePrice",
     "Cost",
     "Detection",
+    "DetectorFailure",
     "DomainClassifierDrift",
     "DriftConfig",
     "DriftResult",

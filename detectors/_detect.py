@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-from keelwatch.store import Store
+from keelwatch.store import Store, StoreError
 
 from ._baseline import Baseline, get_baseline
 from ._calibration import Calibration, calibration
@@ -22,7 +24,18 @@ from ._reconstruction import ReconstructionDrift, reconstruction_drift
 from ._sql import Segment, Window, segment_of
 from ._windows import latest_count_window
 
-__all__ = ["Detection", "detect", "detect_window"]
+__all__ = ["Detection", "DetectorFailure", "detect", "detect_window"]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class DetectorFailure:
+    """A detector beside drift whose queries failed on the window, and the store's error."""
+
+    detector: str
+    error: str
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,8 @@ class Detection:
     cost: tuple[Cost, ...] = ()
     reconstruction: ReconstructionDrift | None = None
     labels: Labels | None = None
+    #: Detectors whose queries failed (their fields are ``None`` or empty); the others ran.
+    failures: tuple[DetectorFailure, ...] = ()
 
 
 def detect(
@@ -112,24 +127,57 @@ def detect_window(
     runs drift first, stores it and checks the alert rules, then the rest).
 
     A large window's drift run brings data quality's per-key counts, so quality does not read
-    the window's values again.
+    the window's values again. A detector whose queries fail (a ``StoreError``: the engine's
+    memory limit, a server timeout) is listed in ``failures`` and the others still run, so one
+    failing detector does not hide the rest of the window's results.
     """
     values = drift.window_values if drift else None
+    failures: list[DetectorFailure] = []
+
+    def attempt(name: str, run: Callable[[], _T]) -> _T | None:
+        try:
+            return run()
+        except StoreError as exc:
+            _log.warning("detector %s failed on model %s: %s", name, window.model, exc)
+            failures.append(DetectorFailure(name, str(exc)))
+            return None
+
+    found_quality = (
+        attempt("quality", lambda: quality(store, baseline, window, values=values))
+        if baseline
+        else None
+    )
+    found_ops = attempt("operations", lambda: operations(store, window)) or ()
+    found_classification = attempt(
+        "classification", lambda: classification(store, window, positive)
+    )
+    found_calibration = attempt(
+        "calibration",
+        lambda: calibration(store, window, positive, calibration_bins, calibration_strategy),
+    )
+    found_regression = attempt("regression", lambda: regression(store, window))
+    found_cost = attempt("cost", lambda: cost(store, window)) or ()
+    found_labels = attempt("labels", lambda: labels(store, window))
+    found_domain = found_reconstruction = None
+    if baseline and multivariate:
+        found_domain = attempt(
+            "multivariate", lambda: domain_classifier_drift(store, baseline, window)
+        )
+        found_reconstruction = attempt(
+            "reconstruction", lambda: reconstruction_drift(store, baseline, window)
+        )
     return Detection(
         window=window,
         baseline_id=baseline.baseline_id if baseline else None,
         drift=drift,
-        quality=quality(store, baseline, window, values=values) if baseline else None,
-        operations=operations(store, window),
-        classification=classification(store, window, positive),
-        calibration=calibration(store, window, positive, calibration_bins, calibration_strategy),
-        regression=regression(store, window),
-        cost=cost(store, window),
-        labels=labels(store, window),
-        multivariate=(
-            domain_classifier_drift(store, baseline, window) if baseline and multivariate else None
-        ),
-        reconstruction=(
-            reconstruction_drift(store, baseline, window) if baseline and multivariate else None
-        ),
+        quality=found_quality,
+        operations=found_ops,
+        classification=found_classification,
+        calibration=found_calibration,
+        regression=found_regression,
+        cost=found_cost,
+        labels=found_labels,
+        multivariate=found_domain,
+        reconstruction=found_reconstruction,
+        failures=tuple(failures),
     )

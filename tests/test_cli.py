@@ -311,6 +311,7 @@ def test_the_other_detectors_print_from_their_json():
         Calibration,
         Classification,
         Cost,
+        DetectorFailure,
         FeatureQuality,
         Freshness,
         Labels,
@@ -343,6 +344,7 @@ def test_the_other_detectors_print_from_their_json():
             Cost("2", "canary", "USD", 10, 8, 2, 8, 1.0, 0.004, 0.0005, 0, 0, 0, 0.0, 0.004),
             Cost("2", "stable", "", 5, 0, 5, 0, 0.0, 0.0, None, 0, 0, 0, 0.0, 0.0),
         ),
+        "failures": (DetectorFailure("calibration", "Code: 241. Memory limit exceeded"),),
     }
     # As the server sends it: JSON, with the infinite z as null and times as text.
     sent = json.loads(json.dumps({name: _plain(value) for name, value in found.items()}))
@@ -362,5 +364,6 @@ def test_the_other_detectors_print_from_their_json():
         "regression (n=4): rmse 1.5, mae 1, mape 0.2",
         "cost 2/canary: 0.0040 USD (2 of 10 unpriced)",
         "cost 2/stable: no price in effect for its 5 predictions",
+        "calibration failed: Code: 241. Memory limit exceeded",
     ):
         assert expected in text.splitlines(), (expected, text)

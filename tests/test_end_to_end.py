@@ -100,6 +100,7 @@ def test_drift_is_detected_end_to_end(store, live_server, receiver, tmp_path):
         assert (ops["version"], ops["calls"], ops["failures"]) == ("1", 2000, 0)
         assert 0 <= ops["latency_p50_ms"] <= ops["latency_p95_ms"] <= ops["latency_p99_ms"]
         assert others["labels"]["labelled"] == 0 and others["classification"] is None
+        assert others["failures"] == []
 
         hook = receiver.received.get(timeout=10)
         assert hook["verified"]

@@ -98,6 +98,12 @@ class ServerMetrics:
             ["model", "status"],
             registry=self.registry,
         )
+        self.failures = Counter(
+            "keelwatch_detector_failures",
+            "Detectors beside drift whose queries failed on a window (the others still ran).",
+            ["model", "detector"],
+            registry=self.registry,
+        )
         self.alerts = Counter(
             "keelwatch_alerts",
             "Alerts fired, by model, rule and delivery.",

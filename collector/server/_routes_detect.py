@@ -182,7 +182,16 @@ def _plain(value: Any) -> Any:
 
 
 #: The detectors beside drift that a one-window detection returns (``Detection``'s fields).
-_OTHERS = ("quality", "operations", "labels", "classification", "calibration", "regression", "cost")
+_OTHERS = (
+    "quality",
+    "operations",
+    "labels",
+    "classification",
+    "calibration",
+    "regression",
+    "cost",
+    "failures",
+)
 
 
 def _outcome_to_json(outcome: DetectionOutcome) -> dict[str, Any]:

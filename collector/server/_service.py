@@ -87,6 +87,8 @@ class Monitoring:
                 window = latest_count_window(self.store, window, count)
             outcome = self._run(baseline, window)
             detection = detect_window(self.store, window, baseline, outcome.run)
+        for failure in detection.failures:
+            self.metrics.failures.labels(model, failure.detector).inc()
         if not window.segment:
             self.metrics.observe_detection(detection)
         return replace(outcome, detection=detection)

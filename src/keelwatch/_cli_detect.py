@@ -194,6 +194,8 @@ def format_detectors(found: dict[str, Any]) -> str:
             f"{where}: {cost['total_cost']:.4f} {cost['currency']} ({cost['unpriced']} of "
             f"{cost['predictions']} unpriced)"
         )
+    for failure in found.get("failures") or []:
+        lines.append(f"{failure['detector']} failed: {failure['error']}")
     return "\n".join(lines)
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from keelwatch.detectors import (
     Detection,
+    DetectorFailure,
     Window,
     detect,
     operations,
@@ -18,7 +21,7 @@ from keelwatch.detectors import (
     register_baseline,
     set_compute_price,
 )
-from keelwatch.store import Store
+from keelwatch.store import Store, StoreError
 
 
 def test_quality(store: Store, rng: np.random.Generator, insert: Any) -> None:
@@ -111,3 +114,41 @@ def test_detect_runs_everything(store: Store, rng: np.random.Generator, insert: 
     set_compute_price(store, "m", 1.0, 0.002, effective_from=start)
     priced = detect(store, "m", start, start + timedelta(hours=1)).cost
     assert [(c.priced, c.compute_cost) for c in priced] == [(300, pytest.approx(0.6))]
+
+
+class _FailingOperations:
+    """The real store, except that operations' latency query fails as an engine error would."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self.store.command(sql, params)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        if "quantilesExactInclusive(0.5, 0.95, 0.99)(latency_ms)" in sql:
+            raise StoreError("Code: 241. DB::Exception: Memory limit exceeded", sql)
+        return self.store.query(sql, params)
+
+    def insert(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
+        self.store.insert(table, data, dedup_token)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def test_a_failing_detector_is_reported_and_the_others_still_run(
+    store: Store, rng: np.random.Generator, insert: Any
+) -> None:
+    start = pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime()
+    register_baseline(store, "m", pd.DataFrame({"x": rng.normal(size=500)}))
+    insert(store, "m", pd.DataFrame({"x": rng.normal(size=300)}), start=start)
+    found = detect(_FailingOperations(store), "m", start, start + timedelta(hours=1))
+    assert found.failures == (
+        DetectorFailure("operations", "Code: 241. DB::Exception: Memory limit exceeded"),
+    )
+    assert found.operations == ()
+    assert found.drift is not None and found.quality is not None and found.quality.rows == 300
+    assert found.labels is not None and found.labels.predictions == 300
+    assert [c.unpriced for c in found.cost] == [300]
+    assert detect(store, "m", start, start + timedelta(hours=1)).failures == ()
