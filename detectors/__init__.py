@@ -16,7 +16,7 @@ from ._calibration import Calibration, ReliabilityPoint, calibration, multiclass
 from ._config import DEFAULT_THRESHOLDS, METHODS, P_VALUE_METHODS, DriftConfig, evidently_method
 from ._cost import Cost, cost
 from ._detect import Detection, DetectorFailure, detect, detect_window
-from ._drift import DriftResult, DriftRun, run_drift, store_run
+from ._drift import DriftResult, DriftRun, run_drift
 from ._labelled import Labels, labels
 from ._methods import (
     chi_square,
@@ -45,6 +45,7 @@ from ._prices import (
 from ._quality import FeatureQuality, Freshness, Quality, Volume, quality
 from ._reconstruction import ReconstructionDrift, reconstruction_drift
 from ._sql import Window, format_segment, parse_segment, segment_of
+from ._stored import store_run
 from ._thresholds import CalibratedThreshold, as_feature_thresholds, calibrate_thresholds
 from ._windows import (
     MAX_SEGMENT_VALUES,

@@ -24,8 +24,9 @@ from keelwatch.store import Store
 
 from ._baseline import get_baseline
 from ._config import DriftConfig
-from ._drift import DriftRun, run_drift, store_run
+from ._drift import DriftRun, run_drift
 from ._sql import WHERE_WINDOW, Segment, Window, format_segment, micros
+from ._stored import store_run
 
 __all__ = [
     "MAX_SEGMENT_VALUES",

@@ -15,7 +15,6 @@ import pytest
 from scipy.stats import wasserstein_distance
 
 from keelwatch.detectors import DriftConfig, Window, detect, register_baseline, run_drift
-from keelwatch.detectors._drift import store_run
 from keelwatch.detectors._sql import (
     format_segment,
     micros,
@@ -23,6 +22,7 @@ from keelwatch.detectors._sql import (
     segment_of,
     window_count,
 )
+from keelwatch.detectors._stored import store_run
 from keelwatch.detectors._windows import (
     backfill,
     count_windows,
