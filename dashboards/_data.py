@@ -23,6 +23,7 @@ __all__ = [
     "Scope",
     "alerts",
     "connect",
+    "detector_history",
     "drift_history",
     "latest_run",
     "models",
@@ -100,6 +101,18 @@ def drift_history(client: Any, model: str, scope: Scope = ALL_TRAFFIC) -> pd.Dat
         "SELECT window_end, feature, kind, method, score, p_value, threshold, drifted, deciding, "
         f"n_current FROM drift_results WHERE {_SCOPE} ORDER BY window_end, feature, method",
         parameters=_scoped(model, scope),
+    )
+
+
+def detector_history(client: Any, model: str) -> pd.DataFrame:
+    """The other detectors' metrics of ``model``'s whole-traffic windows, one row per window
+    end, metric and subject (feature, or version/slot for operations and cost)."""
+    return client.query_df(
+        "SELECT window_end, concat(detector, ': ', metric) AS metric, "
+        "if(subject != '', subject, concat(version, '/', slot)) AS subject, value "
+        "FROM detector_results WHERE model = {m:String} AND segment = '' "
+        "ORDER BY window_end, metric, subject",
+        parameters={"m": model},
     )
 
 

@@ -75,6 +75,25 @@ else:
         },
     )
 
+st.header("Quality, operations and performance over time")
+others = data.detector_history(client, model)
+if others.empty:
+    st.info("No results beside drift yet (the server stores them with each scheduled run).")
+else:
+    metric = st.selectbox("Metric", sorted(others["metric"].unique()))
+    picked = others[others["metric"] == metric]
+    chart = (
+        alt.Chart(picked)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("window_end:T", title="window end", axis=alt.Axis(format="%b %d %H:%M:%S")),
+            y=alt.Y("value:Q", title=metric),
+            color="subject:N",
+            tooltip=["subject", "value"],
+        )
+    )
+    st.altair_chart(chart, use_container_width=True)
+
 st.header("Traffic")
 if not traffic.empty:
     st.line_chart(traffic, x="minute", y=["predictions", "errors"])

@@ -45,7 +45,7 @@ from ._prices import (
 from ._quality import FeatureQuality, Freshness, Quality, Volume, quality
 from ._reconstruction import ReconstructionDrift, reconstruction_drift
 from ._sql import Window, format_segment, parse_segment, segment_of
-from ._stored import store_run
+from ._stored import store_detection, store_run
 from ._thresholds import CalibratedThreshold, as_feature_thresholds, calibrate_thresholds
 from ._windows import (
     MAX_SEGMENT_VALUES,
@@ -138,6 +138,7 @@ __all__ = [
     "segment_windows",
     "set_compute_price",
     "set_token_price",
+    "store_detection",
     "store_run",
     "sturges_edges",
     "time_windows",

@@ -1,8 +1,12 @@
-"""Drift runs written to ``drift_results``, one row per feature and method."""
+"""Detector results written to the store: drift runs to ``drift_results`` (one row per feature
+and method), the other detectors of a window to ``detector_results`` (one row per metric)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -11,7 +15,10 @@ from keelwatch.store import Store
 from ._drift import DriftRun
 from ._sql import format_segment
 
-__all__ = ["store_run"]
+if TYPE_CHECKING:  # _detect imports _windows, which stores runs with this module
+    from ._detect import Detection
+
+__all__ = ["detection_rows", "store_detection", "store_run"]
 
 
 def store_run(store: Store, run: DriftRun, *, replace: bool = False) -> None:
@@ -65,4 +72,80 @@ def store_run(store: Store, run: DriftRun, *, replace: bool = False) -> None:
             }
         ),
         dedup_token=token,
+    )
+
+
+#: (detector, metric, subject, version, slot, value)
+Row = tuple[str, str, str, str, str, float]
+
+
+def detection_rows(detection: Detection) -> Iterator[Row]:
+    """The numbers a window's detectors beside drift found, one per metric (none missing)."""
+    w = detection.window
+    q = detection.quality
+    if q is not None:
+        yield "quality", "rows", "", w.version, w.slot, q.rows
+        yield "quality", "duplicate_ids", "", w.version, w.slot, q.duplicate_ids
+        for f in q.features:
+            yield "quality", "missing_rate", f.feature, w.version, w.slot, f.missing_rate
+            share = ("out_of_range_share", f.out_of_range_share)
+            if f.kind != "numeric":
+                share = ("unseen_share", f.unseen_share)
+            yield "quality", share[0], f.feature, w.version, w.slot, share[1]
+    for ops in detection.operations:
+        for metric in ("calls", "failure_rate", "throughput_per_s"):
+            yield "operations", metric, "", ops.version, ops.slot, getattr(ops, metric)
+        for metric in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
+            yield "operations", metric, "", ops.version, ops.slot, getattr(ops, metric)
+    found = {
+        "classification": (
+            detection.classification,
+            ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"),
+        ),
+        "regression": (detection.regression, ("rmse", "mae", "mape")),
+        "calibration": (detection.calibration, ("ece", "mce", "brier", "log_loss")),
+        "labels": (detection.labels, ("coverage",)),
+    }
+    for detector, (result, metrics) in found.items():
+        if result is not None:
+            for metric in metrics:
+                yield detector, metric, "", w.version, w.slot, getattr(result, metric)
+    for c in detection.cost:
+        if c.priced:
+            yield "cost", "total_cost", c.currency, c.version, c.slot, c.total_cost
+
+
+def store_detection(store: Store, run_id: str, detection: Detection) -> None:
+    """Append a window's results beside drift to ``detector_results`` under ``run_id`` (its
+    drift run's id; the insert deduplication token, so a retry stores them once). Metrics
+    without a value (no positive class, no latency yet) are left out."""
+    rows = [r for r in detection_rows(detection) if r[5] is not None and math.isfinite(r[5])]
+    if not rows:
+        return
+    n = len(rows)
+    w = detection.window
+    ts = pa.timestamp("us", tz="UTC")
+    columns = list(zip(*rows, strict=True))
+    store.insert(
+        "detector_results",
+        pa.table(
+            {
+                "project": [w.project] * n,
+                "model": [w.model] * n,
+                "run_id": [run_id] * n,
+                "window_start": pa.array([w.start] * n, ts),
+                "window_end": pa.array([w.end] * n, ts),
+                "version": list(columns[3]),
+                "slot": list(columns[4]),
+                "segment": [format_segment(w.segment)] * n,
+                "detector": list(columns[0]),
+                "metric": list(columns[1]),
+                "subject": list(columns[2]),
+                "value": pa.array([float(v) for v in columns[5]], pa.float64()),
+                "computed_at": pa.array(
+                    [datetime.now(timezone.utc)] * n, pa.timestamp("ms", tz="UTC")
+                ),
+            }
+        ),
+        dedup_token=f"{run_id}.detectors",
     )

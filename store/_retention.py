@@ -21,6 +21,7 @@ RETAINED: dict[str, tuple[str, str]] = {
     "spans": ("start_time", "raw_days"),
     "predictions_1m": ("minute", "rollup_days"),
     "drift_results": ("window_end", "results_days"),
+    "detector_results": ("window_end", "results_days"),
     "alerts": ("created_at", "results_days"),
 }
 _TTL = re.compile(r"\bTTL\s+(.+?)(?:\s+SETTINGS\s|$)", re.IGNORECASE | re.DOTALL)

@@ -319,6 +319,22 @@ _DRIFT_WINDOWS = (
     "ALTER TABLE drift_results MODIFY SETTING non_replicated_deduplication_window = 10000",
 )
 
+#: Every detector beside drift, one row per (detector, metric, subject) and window; subject is
+#: the feature for data quality, the currency for cost, empty otherwise (operations and cost rows
+#: carry their own version and slot).
+_DETECTOR_RESULTS = """
+CREATE TABLE IF NOT EXISTS detector_results (
+    project LowCardinality(String), model LowCardinality(String), run_id String,
+    window_start DateTime64(6, 'UTC'), window_end DateTime64(6, 'UTC'),
+    version LowCardinality(String), slot LowCardinality(String), segment String,
+    detector LowCardinality(String), metric LowCardinality(String), subject String,
+    value Float64, computed_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(window_end)
+ORDER BY (project, model, detector, metric, window_end)
+SETTINGS non_replicated_deduplication_window = 10000
+"""
+
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32,
@@ -358,6 +374,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "drift runs per version, slot, segment and count window", _DRIFT_WINDOWS),
     Migration(9, "compute and LLM token prices, effective-dated", (_COMPUTE_PRICES, _TOKEN_PRICES)),
     Migration(10, "baseline counts on the fine grid, per grid size", (_BASELINE_GRID,)),
+    Migration(11, "results of the detectors beside drift", (_DETECTOR_RESULTS,)),
     # Append new migrations here with the next version number; never renumber or edit one
     # that has shipped (stores remember applied versions in schema_migrations).
 )

@@ -101,6 +101,16 @@ def test_drift_is_detected_end_to_end(store, live_server, receiver, tmp_path):
         assert 0 <= ops["latency_p50_ms"] <= ops["latency_p95_ms"] <= ops["latency_p99_ms"]
         assert others["labels"]["labelled"] == 0 and others["classification"] is None
         assert others["failures"] == []
+        # ... and are stored beside the drift run, under its id.
+        kept = store.query(
+            "SELECT metric, value FROM detector_results WHERE run_id = {r:String} "
+            "AND detector = 'quality' AND subject = 'age'",
+            {"r": run["run_id"]},
+        ).to_pylist()
+        assert {r["metric"]: r["value"] for r in kept} == {
+            "missing_rate": by["age"]["missing_rate"],
+            "out_of_range_share": by["age"]["out_of_range_share"],
+        }
 
         hook = receiver.received.get(timeout=10)
         assert hook["verified"]

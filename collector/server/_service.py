@@ -21,10 +21,11 @@ from keelwatch.detectors import (
     latest_count_window,
     run_drift,
     segment_windows,
+    store_detection,
     store_run,
 )
 from keelwatch.detectors._sql import Segment
-from keelwatch.store import Store
+from keelwatch.store import Store, StoreError
 
 from ._config import ServerConfig
 from ._metrics import ServerMetrics
@@ -87,6 +88,10 @@ class Monitoring:
                 window = latest_count_window(self.store, window, count)
             outcome = self._run(baseline, window)
             detection = detect_window(self.store, window, baseline, outcome.run)
+            try:
+                store_detection(self.store, outcome.run.run_id, detection)
+            except StoreError as exc:  # the results are still returned and published
+                _log.warning("storing detector results of %s failed: %s", model, exc)
         for failure in detection.failures:
             self.metrics.failures.labels(model, failure.detector).inc()
         if not window.segment:

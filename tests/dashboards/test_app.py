@@ -11,7 +11,14 @@ from streamlit.testing.v1 import AppTest
 
 from keelwatch.collector.server import ServerConfig, create_app
 from keelwatch.dashboards import APP
-from keelwatch.detectors import Window, register_baseline, run_drift, store_run
+from keelwatch.detectors import (
+    Window,
+    detect_window,
+    register_baseline,
+    run_drift,
+    store_detection,
+    store_run,
+)
 
 
 def _ingest(store, rng: np.random.Generator, shift: float, when: float, n: int = 400) -> None:
@@ -40,9 +47,10 @@ def test_dashboard_shows_drift_over_time(store, live_server, tmp_path, monkeypat
     for minutes_ago, shift in ((30, 0.0), (10, 9.0)):
         _ingest(store, rng, shift, now - minutes_ago * 60)
         end = datetime.fromtimestamp(now - minutes_ago * 60 + 60, timezone.utc)
-        store_run(
-            store, run_drift(store, baseline, Window("churn", end - timedelta(minutes=5), end))
-        )
+        window = Window("churn", end - timedelta(minutes=5), end)
+        run = run_drift(store, baseline, window)
+        store_run(store, run)
+        store_detection(store, run.run_id, detect_window(store, window, baseline, run))
 
     # A later run of one tag segment (no predictions carry that tag, so nothing drifts there)
     # must not become the model's "latest run".
@@ -71,6 +79,12 @@ def test_dashboard_shows_drift_over_time(store, live_server, tmp_path, monkeypat
     latest = app.dataframe[0].value
     assert set(latest["feature"]) == {"age", "plan"}
     assert "Drifted features: age" in [m.value for m in app.markdown]
+    # The other detectors' history, read back from detector_results.
+    metric = app.selectbox[1]
+    assert metric.label == "Metric"
+    assert {"quality: missing_rate", "operations: latency_p95_ms", "labels: coverage"} <= set(
+        metric.options
+    )
 
     assert not segment_view.exception, segment_view.exception
     assert [m.value for m in segment_view.metric][2] == "1"

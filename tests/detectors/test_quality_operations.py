@@ -20,6 +20,7 @@ from keelwatch.detectors import (
     quality,
     register_baseline,
     set_compute_price,
+    store_detection,
 )
 from keelwatch.store import Store, StoreError
 
@@ -152,3 +153,34 @@ def test_a_failing_detector_is_reported_and_the_others_still_run(
     assert found.labels is not None and found.labels.predictions == 300
     assert [c.unpriced for c in found.cost] == [300]
     assert detect(store, "m", start, start + timedelta(hours=1)).failures == ()
+
+
+def test_store_detection_writes_each_metric_once(
+    store: Store, rng: np.random.Generator, insert: Any
+) -> None:
+    start = pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime()
+    ref = pd.DataFrame({"x": rng.normal(size=500), "c": rng.choice(["a", "b"], 500)})
+    register_baseline(store, "m", ref)
+    cur = pd.DataFrame({"x": rng.normal(size=300), "c": rng.choice(["a", "b", "z"], 300)})
+    insert(store, "m", cur, start=start)
+    found = detect(store, "m", start, start + timedelta(hours=1))
+    assert found.drift is not None and found.quality is not None
+    for _ in range(2):  # a retry stores nothing twice
+        store_detection(store, found.drift.run_id, found)
+    rows = store.query(
+        "SELECT detector, metric, subject, version, value FROM detector_results "
+        "WHERE model = 'm' ORDER BY detector, metric, subject"
+    ).to_pylist()
+    stored = {(r["detector"], r["metric"], r["subject"]): r["value"] for r in rows}
+    assert len(stored) == len(rows)
+    by = {f.feature: f for f in found.quality.features}
+    assert stored["quality", "rows", ""] == 300
+    assert stored["quality", "out_of_range_share", "x"] == by["x"].out_of_range_share
+    assert stored["quality", "unseen_share", "c"] == pytest.approx(by["c"].unseen_share)
+    assert by["c"].unseen_share > 0
+    [ops] = found.operations
+    assert stored["operations", "calls", ""] == 300
+    assert stored["operations", "latency_p95_ms", ""] == ops.latency_p95_ms
+    assert stored["labels", "coverage", ""] == 0
+    # No outcomes: no classification, regression or calibration rows; no price: no cost row.
+    assert {r["detector"] for r in rows} == {"quality", "operations", "labels"}
