@@ -11,6 +11,21 @@ import streamlit as st
 
 from keelwatch.dashboards import _data as data
 
+
+def over_time(frame: object, y: str, title: str, color: str, tooltip: list[str]) -> alt.Chart:
+    """A line per ``color`` value of ``y`` against the window end."""
+    return (
+        alt.Chart(frame)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("window_end:T", title="window end", axis=alt.Axis(format="%b %d %H:%M:%S")),
+            y=alt.Y(f"{y}:Q", title=title),
+            color=f"{color}:N",
+            tooltip=tooltip,
+        )
+    )
+
+
 st.set_page_config(page_title="keelwatch", layout="wide")
 st.title("keelwatch")
 
@@ -48,16 +63,8 @@ else:
         chosen = history[history["deciding"] == 1]
     else:
         chosen = history[history["method"] == method]
-    line = (
-        alt.Chart(chosen)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("window_end:T", title="window end", axis=alt.Axis(format="%b %d %H:%M:%S")),
-            y=alt.Y("score:Q", title="score"),
-            color="feature:N",
-            tooltip=["feature", "method", "score", "threshold", "drifted", "n_current"],
-        )
-    )
+    tooltip = ["feature", "method", "score", "threshold", "drifted", "n_current"]
+    line = over_time(chosen, "score", "score", "feature", tooltip)
     rule = alt.Chart(chosen).mark_rule(strokeDash=[4, 4], color="red").encode(y="mean(threshold):Q")
     st.altair_chart(line + rule, use_container_width=True)
 
@@ -82,16 +89,7 @@ if others.empty:
 else:
     metric = st.selectbox("Metric", sorted(others["metric"].unique()))
     picked = others[others["metric"] == metric]
-    chart = (
-        alt.Chart(picked)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("window_end:T", title="window end", axis=alt.Axis(format="%b %d %H:%M:%S")),
-            y=alt.Y("value:Q", title=metric),
-            color="subject:N",
-            tooltip=["subject", "value"],
-        )
-    )
+    chart = over_time(picked, "value", metric, "subject", ["subject", "value"])
     st.altair_chart(chart, use_container_width=True)
 
 st.header("Traffic")
