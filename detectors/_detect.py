@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -62,6 +62,24 @@ class Detection:
     labels: Labels | None = None
     #: Detectors whose queries failed (their fields are ``None`` or empty); the others ran.
     failures: tuple[DetectorFailure, ...] = ()
+
+    def outcome_metrics(self) -> Iterator[tuple[str, str, float | None]]:
+        """(detector, metric, value) of the results against outcomes that apply: performance,
+        calibration and label coverage (what the server publishes and stores for them)."""
+        for detector, metrics in OUTCOME_METRICS.items():
+            result = getattr(self, detector)
+            if result is not None:
+                for metric in metrics:
+                    yield detector, metric, getattr(result, metric)
+
+
+#: The numbers each result against outcomes offers, by ``Detection`` field.
+OUTCOME_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"),
+    "regression": ("rmse", "mae", "mape"),
+    "calibration": ("ece", "mce", "brier", "log_loss"),
+    "labels": ("coverage",),
+}
 
 
 def detect(

@@ -28,7 +28,7 @@ from ._config import (
     evidently_method,
 )
 from ._counts import Known, Pairs, few_value_counts, numeric_pairs
-from ._ecdf import EcdfDistances, ecdf_distances, ecdf_pass
+from ._ecdf import EcdfDistances, ecdf_pass
 from ._grid import grid_pass
 from ._methods import (
     chi_square,
@@ -305,7 +305,7 @@ def run_drift(
             ]
             ks_names = {p.name for p in numeric if "ks" in methods[p.name]}
             ecdf.update(
-                ecdf_distances(store, window, baseline.baseline_id, late, sizes, ks=ks_names)
+                ecdf_pass(store, window, baseline.baseline_id, late, sizes, ks=ks_names).distances
                 if late
                 else {}
             )

@@ -53,7 +53,6 @@ from ._sql import (
 __all__ = [
     "EcdfDistances",
     "EcdfPass",
-    "ecdf_distances",
     "ecdf_pass",
     "ks_query",
     "query_distances",
@@ -328,16 +327,3 @@ def ecdf_pass(
         params = {**window.params(), "names": names_param(rest), **extra}
         counts.update(capped_value_counts(store, source, params))
     return EcdfPass(out, {n: counts.get(n, {}) for n in counted})
-
-
-def ecdf_distances(
-    store: Store,
-    window: Window,
-    baseline_id: str,
-    features: Sequence[str],
-    sizes: dict[str, int] | None = None,
-    budget: int = DEFAULT_BUDGET,
-    ks: Collection[str] = (),
-) -> dict[str, EcdfDistances]:
-    """The distances of :func:`ecdf_pass` alone."""
-    return ecdf_pass(store, window, baseline_id, features, sizes, budget, ks).distances

@@ -76,11 +76,12 @@ def store_run(store: Store, run: DriftRun, *, replace: bool = False) -> None:
 
 
 #: (detector, metric, subject, version, slot, value)
-Row = tuple[str, str, str, str, str, float]
+Row = tuple[str, str, str, str, str, float | None]
 
 
 def detection_rows(detection: Detection) -> Iterator[Row]:
-    """The numbers a window's detectors beside drift found, one per metric (none missing)."""
+    """The numbers a window's detectors beside drift found, one per metric (``None`` where a
+    metric has no value)."""
     w = detection.window
     q = detection.quality
     if q is not None:
@@ -97,19 +98,8 @@ def detection_rows(detection: Detection) -> Iterator[Row]:
             yield "operations", metric, "", ops.version, ops.slot, getattr(ops, metric)
         for metric in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
             yield "operations", metric, "", ops.version, ops.slot, getattr(ops, metric)
-    found = {
-        "classification": (
-            detection.classification,
-            ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"),
-        ),
-        "regression": (detection.regression, ("rmse", "mae", "mape")),
-        "calibration": (detection.calibration, ("ece", "mce", "brier", "log_loss")),
-        "labels": (detection.labels, ("coverage",)),
-    }
-    for detector, (result, metrics) in found.items():
-        if result is not None:
-            for metric in metrics:
-                yield detector, metric, "", w.version, w.slot, getattr(result, metric)
+    for detector, metric, value in detection.outcome_metrics():
+        yield detector, metric, "", w.version, w.slot, value
     for c in detection.cost:
         if c.priced:
             yield "cost", "total_cost", c.currency, c.version, c.slot, c.total_cost

@@ -140,25 +140,7 @@ class ServerMetrics:
                 self.latency.labels(*labels, quantile).set(value)
             self.failure_rate.labels(*labels).set(ops.failure_rate)
             self.throughput.labels(*labels).set(ops.throughput_per_s)
-        metrics: dict[str, float | None] = {}
-        if detection.classification is not None:
-            c = detection.classification
-            metrics.update(
-                accuracy=c.accuracy,
-                precision=c.precision,
-                recall=c.recall,
-                f1=c.f1,
-                roc_auc=c.roc_auc,
-                pr_auc=c.pr_auc,
-            )
-        if detection.regression is not None:
-            r = detection.regression
-            metrics.update(rmse=r.rmse, mae=r.mae, mape=r.mape)
-        if detection.calibration is not None:
-            cal = detection.calibration
-            metrics.update(ece=cal.ece, mce=cal.mce, brier=cal.brier, log_loss=cal.log_loss)
-        if detection.labels is not None:
-            metrics["label_coverage"] = detection.labels.coverage
-        for name, found in metrics.items():
+        for detector, metric, found in detection.outcome_metrics():
+            name = "label_coverage" if detector == "labels" else metric
             if found is not None:
                 self.performance.labels(model, name).set(found)

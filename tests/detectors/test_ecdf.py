@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from keelwatch.detectors import Window, register_baseline
-from keelwatch.detectors._ecdf import ecdf_distances, ecdf_pass
+from keelwatch.detectors._ecdf import ecdf_pass
 from keelwatch.detectors._profile import QUANTILES
 from keelwatch.detectors._sql import FEW_VALUES_CAP
 from keelwatch.store import Store
@@ -65,7 +65,7 @@ def _check(
 ) -> None:
     names = list(ref_columns)
     for budget in (10**9, 1):  # all features in one grouped query, then one query each
-        found = ecdf_distances(store, window, baseline_id, names, budget=budget, ks=ks)
+        found = ecdf_pass(store, window, baseline_id, names, budget=budget, ks=ks).distances
         for name in names:
             a = ref_columns[name][np.isfinite(ref_columns[name])]
             b = cur_columns[name][np.isfinite(cur_columns[name])]
@@ -90,7 +90,7 @@ def test_feature_empty_on_one_side_is_left_out(
     baseline = register_baseline(store, "m", ref)
     window = insert(store, "m", cur)
     for budget in (10**9, 1):
-        found = ecdf_distances(store, window, baseline.baseline_id, ["a", "b"], budget=budget)
+        found = ecdf_pass(store, window, baseline.baseline_id, ["a", "b"], budget=budget).distances
         assert set(found) == {"a"}
         expected = stats.wasserstein_distance(ref["a"], cur["a"])
         assert found["a"].wasserstein == pytest.approx(expected, rel=1e-12)
