@@ -104,15 +104,21 @@ def drift_history(client: Any, model: str, scope: Scope = ALL_TRAFFIC) -> pd.Dat
     )
 
 
-def detector_history(client: Any, model: str) -> pd.DataFrame:
-    """The other detectors' metrics of ``model``'s whole-traffic windows, one row per window
-    end, metric and subject (feature, or version/slot for operations and cost)."""
+def detector_history(client: Any, model: str, scope: Scope = ALL_TRAFFIC) -> pd.DataFrame:
+    """The other detectors' metrics of ``model``'s windows in ``scope``, one row per window
+    end, metric and subject (feature, or version/slot for operations and cost).
+
+    A window's scope is its drift run's (the results share the run id): the version and slot
+    columns of ``detector_results`` are those of each result, which for operations and cost
+    break a whole-traffic window down by version and slot.
+    """
     return client.query_df(
         "SELECT window_end, concat(detector, ': ', metric) AS metric, "
         "if(subject != '', subject, concat(version, '/', slot)) AS subject, value "
-        "FROM detector_results WHERE model = {m:String} AND segment = '' "
+        "FROM detector_results WHERE model = {m:String} AND run_id IN "
+        f"(SELECT run_id FROM drift_results WHERE {_SCOPE}) "
         "ORDER BY window_end, metric, subject",
-        parameters={"m": model},
+        parameters=_scoped(model, scope),
     )
 
 

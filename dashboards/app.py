@@ -83,7 +83,7 @@ else:
     )
 
 st.header("Quality, operations and performance over time")
-others = data.detector_history(client, model)
+others = data.detector_history(client, model, scope)
 if others.empty:
     st.info("No results beside drift yet (the server stores them with each scheduled run).")
 else:

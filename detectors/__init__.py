@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._backfill import Backfill, backfill
 from ._baseline import (
     Baseline,
     BaselineError,
@@ -50,8 +51,6 @@ from ._thresholds import CalibratedThreshold, as_feature_thresholds, calibrate_t
 from ._windows import (
     MAX_SEGMENT_VALUES,
     MAX_WINDOWS,
-    Backfill,
-    backfill,
     count_windows,
     latest_count_window,
     parse_every,

@@ -13,12 +13,32 @@ import pyarrow as pa
 from keelwatch.store import Store
 
 from ._drift import DriftRun
-from ._sql import format_segment
+from ._sql import Window, format_segment
 
 if TYPE_CHECKING:  # _detect imports _windows, which stores runs with this module
     from ._detect import Detection
 
 __all__ = ["detection_rows", "store_detection", "store_run"]
+
+_TABLES = ("drift_results", "detector_results")
+
+
+def _token(
+    store: Store, table: str, window: Window, run_id: str, now: datetime, replace: bool
+) -> str:
+    """The insert deduplication token of a run's rows in ``table``: the run id, or with
+    ``replace`` a fresh one after deleting the rows stored under the run id (the old token
+    would make the engine drop the new rows as a repeat)."""
+    if table not in _TABLES:
+        raise ValueError(f"table: not a results table: {table!r}")
+    if not replace:
+        return run_id
+    store.command(
+        f"DELETE FROM {table} WHERE project = {{p:String}} AND model = {{m:String}} "
+        "AND run_id = {r:String}",
+        {"p": window.project, "m": window.model, "r": run_id},
+    )
+    return f"{run_id}.{now.timestamp():.6f}"
 
 
 def store_run(store: Store, run: DriftRun, *, replace: bool = False) -> None:
@@ -26,21 +46,13 @@ def store_run(store: Store, run: DriftRun, *, replace: bool = False) -> None:
 
     The run id is the insert deduplication token, so storing a run twice (a retry, or a
     backfill re-run with deterministic ids) leaves one copy. ``replace`` deletes the rows
-    already stored under the run id first and inserts under a fresh token (the old token
-    would make the engine drop the new rows as a repeat).
+    already stored under the run id first and inserts under a fresh token.
     """
     if not run.results:
         return
     n = len(run.results)
     now = datetime.now(timezone.utc)
-    token = run.run_id
-    if replace:
-        store.command(
-            "DELETE FROM drift_results WHERE project = {p:String} AND model = {m:String} "
-            "AND run_id = {r:String}",
-            {"p": run.window.project, "m": run.model, "r": run.run_id},
-        )
-        token = f"{run.run_id}.{now.timestamp():.6f}"
+    token = _token(store, "drift_results", run.window, run.run_id, now, replace)
     ts = pa.timestamp("us", tz="UTC")
     store.insert(
         "drift_results",
@@ -105,15 +117,20 @@ def detection_rows(detection: Detection) -> Iterator[Row]:
             yield "cost", "total_cost", c.currency, c.version, c.slot, c.total_cost
 
 
-def store_detection(store: Store, run_id: str, detection: Detection) -> None:
+def store_detection(
+    store: Store, run_id: str, detection: Detection, *, replace: bool = False
+) -> None:
     """Append a window's results beside drift to ``detector_results`` under ``run_id`` (its
     drift run's id; the insert deduplication token, so a retry stores them once). Metrics
-    without a value (no positive class, no latency yet) are left out."""
+    without a value (no positive class, no latency yet) are left out. ``replace`` deletes the
+    rows stored under ``run_id`` first, as :func:`store_run` does."""
+    w = detection.window
+    now = datetime.now(timezone.utc)
+    token = _token(store, "detector_results", w, run_id, now, replace)
     rows = [r for r in detection_rows(detection) if r[5] is not None and math.isfinite(r[5])]
     if not rows:
         return
     n = len(rows)
-    w = detection.window
     ts = pa.timestamp("us", tz="UTC")
     columns = list(zip(*rows, strict=True))
     store.insert(
@@ -132,10 +149,8 @@ def store_detection(store: Store, run_id: str, detection: Detection) -> None:
                 "metric": list(columns[1]),
                 "subject": list(columns[2]),
                 "value": pa.array([float(v) for v in columns[5]], pa.float64()),
-                "computed_at": pa.array(
-                    [datetime.now(timezone.utc)] * n, pa.timestamp("ms", tz="UTC")
-                ),
+                "computed_at": pa.array([now] * n, pa.timestamp("ms", tz="UTC")),
             }
         ),
-        dedup_token=f"{run_id}.detectors",
+        dedup_token=f"{token}.detectors",
     )

@@ -234,9 +234,23 @@ def test_windows_segments_and_backfill_against_a_server(store, live_server, tmp_
             "a": False,
             "b": True,
         }
+        # Each segment's run carries the other detectors, stored under its run id and segment.
+        for r in by_tag["runs"]:
+            assert r["detectors"]["quality"]["rows"] == 600
+            assert r["detectors"]["failures"] == []
+        rows = store.query(
+            "SELECT segment, value FROM detector_results WHERE detector = 'quality' "
+            "AND metric = 'rows' AND run_id IN {ids:Array(String)} ORDER BY segment",
+            {"ids": [r["run_id"] for r in by_tag["runs"]]},
+        ).to_pylist()
+        assert rows == [
+            {"segment": "tenant=a", "value": 600.0},
+            {"segment": "tenant=b", "value": 600.0},
+        ]
         assert main(["detect", "--model", "m", *url, *span, "--by-tag", "tenant"]) == 0
         text = capsys.readouterr().out
         assert "[tenant=a]" in text and "[tenant=b]" in text and "DRIFT" in text
+        assert "quality: 600 rows" in text
 
         latest = run("--count", "100")  # no --from: the 100 most recent of all time
         assert latest["n_current"] == 100
@@ -257,6 +271,13 @@ def test_windows_segments_and_backfill_against_a_server(store, live_server, tmp_
         assert [w["end"] for w in backfilled["windows"]][-1] == t1.isoformat()
         assert all(w["n_current"] == 150 and w["dataset_drift"] for w in backfilled["windows"])
         assert stored() == before + 4
+        assert all(w["failed_detectors"] == [] for w in backfilled["windows"])
+        quality_rows = store.query(
+            "SELECT run_id, value FROM detector_results WHERE detector = 'quality' "
+            "AND metric = 'rows' AND run_id IN {ids:Array(String)}",
+            {"ids": [w["run_id"] for w in backfilled["windows"]]},
+        ).to_pylist()
+        assert sorted(r["value"] for r in quality_rows) == [150.0] * 4
         again = run(*span, "--backfill", "--every", "30m", "--segment", "tenant=b")
         assert (again["stored"], again["skipped"]) == (0, 4) and stored() == before + 4
 

@@ -217,8 +217,10 @@ def _outcome_to_json(outcome: DetectionOutcome) -> dict[str, Any]:
 
 
 def _backfill_to_json(model: str, done: Backfill) -> dict[str, Any]:
-    """A backfill's summary: one line per window, results kept in ``drift_results``."""
+    """A backfill's summary: one line per window, results kept in ``drift_results`` and
+    ``detector_results`` (``failed_detectors``: those beside drift that failed there)."""
     computed = {(r.window.start, r.window.segment): r for r in done.runs}
+    failed = {d.window: [f.detector for f in d.failures] for d in done.detections}
     skipped = {(w.start, w.segment) for w in done.skipped}
     windows = []
     for w in sorted((*done.windows, *done.empty), key=lambda w: (w.segment, w.start)):
@@ -235,6 +237,7 @@ def _backfill_to_json(model: str, done: Backfill) -> dict[str, Any]:
                 "drift_share": run.drift_share if run else None,
                 "dataset_drift": run.dataset_drift if run else None,
                 "drifted": [r.feature for r in run.drifted_features] if run else [],
+                "failed_detectors": failed.get(w, []),
             }
         )
     return {
@@ -255,7 +258,8 @@ async def detect(request: Request) -> dict[str, Any]:
     ``slot``, ``segment`` (``{"tag": "value"}``, all must match), ``by_tag`` (one run per value
     of that tag, at most ``max_values``), ``count`` (the N most recent predictions; with
     ``backfill``, consecutive windows of N), ``every`` (``"1h"`` or seconds; backfill only),
-    ``backfill`` (store every window's run, no alerts) and ``replace`` (recompute stored runs).
+    ``backfill`` (store every window's results, drift and the other detectors, no alerts) and
+    ``replace`` (recompute stored runs).
     """
     spec = _detect_spec(await read_json(request))
     monitoring = state(request).monitoring

@@ -86,17 +86,7 @@ class Monitoring:
         with self._run_lock:
             if count:
                 window = latest_count_window(self.store, window, count)
-            outcome = self._run(baseline, window)
-            detection = detect_window(self.store, window, baseline, outcome.run)
-            try:
-                store_detection(self.store, outcome.run.run_id, detection)
-            except StoreError as exc:  # the results are still returned and published
-                _log.warning("storing detector results of %s failed: %s", model, exc)
-        for failure in detection.failures:
-            self.metrics.failures.labels(model, failure.detector).inc()
-        if not window.segment:
-            self.metrics.observe_detection(detection)
-        return replace(outcome, detection=detection)
+            return self._run_all(baseline, window)
 
     def detect_by_tag(
         self,
@@ -110,14 +100,15 @@ class Monitoring:
         count: int = 0,
         max_values: int = MAX_SEGMENT_VALUES,
     ) -> list[DetectionOutcome]:
-        """One detection per value of tag ``key`` in the window (at most ``max_values``)."""
+        """One detection (drift and the other detectors) per value of tag ``key`` in the window
+        (at most ``max_values``), each stored under its segment."""
         baseline = self._baseline(model)
         whole = Window(model, start, end, self.config.project, version, slot, segment)
         with self._run_lock:
             windows = segment_windows(self.store, whole, key, max_values)
             if count:
                 windows = [latest_count_window(self.store, w, count) for w in windows]
-            return [self._run(baseline, w) for w in windows]
+            return [self._run_all(baseline, w) for w in windows]
 
     def backfill(
         self,
@@ -134,10 +125,12 @@ class Monitoring:
         max_values: int = MAX_SEGMENT_VALUES,
         replace: bool = False,
     ) -> Backfill:
-        """Drift over each consecutive window of ``[start, end)``, stored; no alerts, no gauges.
+        """Drift and the other detectors over each consecutive window of ``[start, end)``,
+        stored; no alerts, no gauges.
 
-        History must not page anyone or overwrite the latest gauges; its runs land in
-        ``drift_results`` under deterministic ids, so a repeated backfill stores nothing twice.
+        History must not page anyone or overwrite the latest gauges; its results land in
+        ``drift_results`` and ``detector_results`` under deterministic run ids, so a repeated
+        backfill stores nothing twice.
         """
         self._baseline(model)
         with self._run_lock:
@@ -158,7 +151,25 @@ class Monitoring:
             )
         for _ in done.runs:
             self.metrics.runs.labels(model, "backfill").inc()
+        for detection in done.detections:
+            for failure in detection.failures:
+                self.metrics.failures.labels(model, failure.detector).inc()
         return done
+
+    def _run_all(self, baseline: Baseline, window: Window) -> DetectionOutcome:
+        """Drift (``_run``), then every other detector over the same window, stored under the
+        drift run's id and published (under lock)."""
+        outcome = self._run(baseline, window)
+        detection = detect_window(self.store, window, baseline, outcome.run)
+        try:
+            store_detection(self.store, outcome.run.run_id, detection)
+        except StoreError as exc:  # the results are still returned and published
+            _log.warning("storing detector results of %s failed: %s", window.model, exc)
+        for failure in detection.failures:
+            self.metrics.failures.labels(window.model, failure.detector).inc()
+        if not window.segment:
+            self.metrics.observe_detection(detection)
+        return replace(outcome, detection=detection)
 
     def _run(self, baseline: Baseline, window: Window) -> DetectionOutcome:
         """One drift run, stored, published and checked against the alert rules (under lock)."""

@@ -109,6 +109,8 @@ def format_backfill(result: dict[str, Any]) -> str:
             flag = "DRIFT" if w["dataset_drift"] else "ok"
             drifted = ", ".join(w["drifted"])
             detail = f"{flag:<6}n={w['n_current']:<8} share {w['drift_share']:.2f}  {drifted}"
+            if w.get("failed_detectors"):
+                detail += f"  (failed: {', '.join(w['failed_detectors'])})"
         lines.append(
             f"  {w['start']} .. {w['end']}  {segment + '  ' if segment else ''}"
             f"{w['status']:<8}{detail}".rstrip()

@@ -57,7 +57,9 @@ def test_dashboard_shows_drift_over_time(store, live_server, tmp_path, monkeypat
     segment = (("tenant", "acme"),)
     end = datetime.fromtimestamp(now, timezone.utc)
     window = Window("churn", end - timedelta(hours=1), end, segment=segment)
-    store_run(store, run_drift(store, baseline, window))
+    run = run_drift(store, baseline, window)
+    store_run(store, run)
+    store_detection(store, run.run_id, detect_window(store, window, baseline, run))
 
     with live_server(
         create_app(ServerConfig(data_dir=str(tmp_path), detect_interval_s=0), store=store)
@@ -89,6 +91,10 @@ def test_dashboard_shows_drift_over_time(store, live_server, tmp_path, monkeypat
     assert not segment_view.exception, segment_view.exception
     assert [m.value for m in segment_view.metric][2] == "1"
     assert "Drifted features: none" in [m.value for m in segment_view.markdown]
+    # The other detectors follow the scope: the segment's window had no calls to time.
+    segment_metrics = set(segment_view.selectbox[1].options)
+    assert "quality: rows" in segment_metrics
+    assert "operations: latency_p95_ms" not in segment_metrics
 
 
 def test_dashboard_explains_an_unreachable_server(monkeypatch):

@@ -14,7 +14,14 @@ import pyarrow as pa
 import pytest
 from scipy.stats import wasserstein_distance
 
-from keelwatch.detectors import DriftConfig, Window, detect, register_baseline, run_drift
+from keelwatch.detectors import (
+    DriftConfig,
+    Window,
+    backfill,
+    detect,
+    register_baseline,
+    run_drift,
+)
 from keelwatch.detectors._sql import (
     format_segment,
     micros,
@@ -22,9 +29,8 @@ from keelwatch.detectors._sql import (
     segment_of,
     window_count,
 )
-from keelwatch.detectors._stored import store_run
+from keelwatch.detectors._stored import detection_rows, store_run
 from keelwatch.detectors._windows import (
-    backfill,
     count_windows,
     latest_count_window,
     parse_every,
@@ -243,6 +249,16 @@ def _stored(store: Store) -> list[dict[str, Any]]:
     ).to_pylist()
 
 
+def _stored_others(store: Store) -> dict[str, dict[tuple[str, str, str], float]]:
+    """``detector_results`` per run id: (detector, metric, subject) -> value."""
+    out: dict[str, dict[tuple[str, str, str], float]] = {}
+    for r in store.query("SELECT * FROM detector_results").to_pylist():
+        key = (r["detector"], r["metric"], r["subject"])
+        assert key not in out.setdefault(r["run_id"], {}), "a metric stored twice"
+        out[r["run_id"]][key] = r["value"]
+    return out
+
+
 def test_backfill_tiles_history_and_rerun_stores_nothing_twice(
     store: Store, rng: np.random.Generator
 ) -> None:
@@ -259,10 +275,20 @@ def test_backfill_tiles_history_and_rerun_stores_nothing_twice(
     first = _stored(store)
     assert len(first) == 3 and {r["window_kind"] for r in first} == {"time"}
     assert [r["run_id"] for r in first] == [r.run_id for r in done.runs]
+    # The detectors beside drift ran on the same windows and are stored under the same ids.
+    assert [d.window for d in done.detections] == [r.window for r in done.runs]
+    others = _stored_others(store)
+    assert set(others) == {r.run_id for r in done.runs}
+    for run, detection in zip(done.runs, done.detections, strict=True):
+        assert detection.failures == ()
+        expected = {r[:3]: r[5] for r in detection_rows(detection) if r[5] is not None}
+        assert others[run.run_id] == pytest.approx(expected)
+        assert others[run.run_id][("quality", "rows", "")] == 600
 
     again = backfill(store, "m", T0, end, every="1h")
-    assert again.runs == () and len(again.skipped) == 3
+    assert again.runs == () and len(again.skipped) == 3 and again.detections == ()
     assert _stored(store) == first
+    assert _stored_others(store) == others
 
     # Late data, then a replacing re-run: the same run ids, recomputed, still one copy each.
     _put(store, [T0 + timedelta(hours=1, seconds=5)], np.array([0.0]))
@@ -270,6 +296,12 @@ def test_backfill_tiles_history_and_rerun_stores_nothing_twice(
     assert [r.run_id for r in redone.runs] == [r["run_id"] for r in first]
     assert [r.n_current for r in redone.runs] == [600, 601, 600]
     assert [(r["run_id"], r["n"]) for r in _stored(store)] == [(r["run_id"], r["n"]) for r in first]
+    replaced = _stored_others(store)
+    assert {rid: set(m) for rid, m in replaced.items()} == {
+        rid: set(m) for rid, m in others.items()
+    }
+    rows = [replaced[r.run_id][("quality", "rows", "")] for r in redone.runs]
+    assert rows == [600, 601, 600]
 
 
 def test_count_backfill_tiles_and_is_idempotent(store: Store, rng: np.random.Generator) -> None:
@@ -283,6 +315,7 @@ def test_count_backfill_tiles_and_is_idempotent(store: Store, rng: np.random.Gen
     assert {(r["window_kind"], r["window_count"]) for r in stored} == {("count", 400)}
     assert backfill(store, "m", T0, end, count=400).runs == ()
     assert _stored(store) == stored
+    assert set(_stored_others(store)) == {r.run_id for r in done.runs}
     with pytest.raises(ValueError, match="every, count: give exactly one"):
         backfill(store, "m", T0, end)
     with pytest.raises(ValueError, match="count: must be a whole number >= 1"):
@@ -316,8 +349,23 @@ def test_backfill_by_tag_stores_segment_and_version(store: Store, rng: np.random
         {"segment": "tenant=a", "version": "", "slot": "", "runs": 2},
         {"segment": "tenant=b", "version": "", "slot": "", "runs": 2},
     ]
+    others = store.query(
+        "SELECT segment, uniqExact(run_id) AS runs, sumIf(value, metric = 'rows') AS rows "
+        "FROM detector_results GROUP BY segment ORDER BY segment"
+    ).to_pylist()
+    assert others == [
+        {"segment": "tenant=a", "runs": 2, "rows": 600.0},
+        {"segment": "tenant=b", "runs": 2, "rows": 600.0},
+    ]
     with pytest.raises(ValueError, match="by_tag: 2 values of 'tenant' make more than 3 windows"):
         backfill(store, "m", T0, end, every="1h", by_tag="tenant", max_windows=3)
+
+
+def test_backfill_of_drift_only(store: Store, rng: np.random.Generator) -> None:
+    _history(store, rng)
+    done = backfill(store, "m", T0, T0 + timedelta(hours=4), every="1h", detectors=False)
+    assert len(done.runs) == 3 and done.detections == ()
+    assert len(_stored(store)) == 3 and _stored_others(store) == {}
 
 
 def test_run_ids_are_deterministic_and_a_stored_run_is_kept_once(
