@@ -28,7 +28,7 @@ from ._config import (
     evidently_method,
 )
 from ._counts import Known, Pairs, few_value_counts, numeric_pairs
-from ._ecdf import EcdfDistances, ecdf_pass
+from ._ecdf import EcdfDistances, ecdf_pass, held
 from ._grid import grid_pass
 from ._methods import (
     chi_square,
@@ -284,7 +284,7 @@ def run_drift(
     guess: Known = {**few, **{name: ({}, {}) for name in unknown}}
     methods = _methods_per_feature(baseline, config, numeric, current_cats, guess)
     ecdf_names = [p.name for p in numeric if NUMERIC_ONLY & set(methods[p.name])]
-    sizes = {p.name: p.count + n_window for p in numeric}
+    sizes = {p.name: held(p.count, n_window) for p in numeric}
     ks_names = {p.name for p in numeric if "ks" in methods[p.name]}
     if exact:
         window_values = None

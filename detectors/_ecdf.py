@@ -2,13 +2,21 @@
 
 First Wasserstein distance, from the two sorted samples (``wasserstein_query``): with
 ``F⁻¹``, ``G⁻¹`` the empirical quantile functions, ``W1 = ∫₀¹ |F⁻¹(u) − G⁻¹(u)| du``, equal to
-``scipy.stats.wasserstein_distance``'s ``∫ |F − G| dx`` (ties included). Both quantile
-functions are steps on the grid ``{i / n} ∪ {j / m}``; scaled by ``n·m`` the grid is the integers
-``{i·m} ∪ {j·n}``, whose sorted union ``K`` gives exact widths, and on ``(K_{k−1}, K_k]`` the
-reference's quantile is ``r[⌈K_k / m⌉]`` and the current's ``c[⌈K_k / n⌉]``. Each sorted sample is
-expanded by how many grid pieces its elements cover (``1 + ⌊i·m / n⌋ − ⌊(i − 1)·m / n⌋``), so
-``W1 = Σ_k |r'_k − c'_k| · (K_k − K_{k−1}) / (n·m)``; with ``n = m`` this is ``Σ |r_i − c_i| / n``.
-Only numeric sorts of each side are needed, no merge of the two samples.
+``scipy.stats.wasserstein_distance``'s ``∫ |F − G| dx`` (ties included). With equal sizes this
+is ``Σ |r_i − c_i| / n``. Otherwise let ``A`` be the larger sorted sample (``a`` values) and
+``B`` the smaller (``b``); in units of ``1/(a·b)`` A's quantile steps are ``((i − 1)·b, i·b]``
+and B's ``((j − 1)·a, j·a]``, longer, so each step of A meets at most two steps of B: ``j(i) =
+⌊(i − 1)·b / a⌋ + 1`` and, when B's boundary ``j·a`` falls inside, ``j + 1``. Hence
+
+    W1 = Σ_i |A_i − B_j(i)|·(min(j·a, i·b) − (i − 1)·b) + |A_i − B_j(i)+1|·(i·b − min(j·a, i·b))
+
+over ``a·b``, computed on arrays of length ``a`` (``B`` expanded: its element ``j`` repeated for
+the ``⌈j·a/b⌉ − ⌈(j − 1)·a/b⌉`` steps of A that start in its step). When ``a ≥ 2·b`` the same sum
+is ``b·L1Distance(A, B expanded)`` plus a correction for the steps of A that straddle one of
+B's boundaries ``j·a`` with ``j·a mod b ≠ 0`` (at most ``b`` of them, the last of each run):
+``(b − j·a mod b)·(|A_i − B_j+1| − |A_i − B_j|)``. This is the common case of a window much
+smaller than its baseline; at 50,000 against 1M values it is 3-4x faster than the general form.
+No sort of the union of both samples is needed.
 
 Kolmogorov-Smirnov needs the two CDFs at every value, so ``ks_query`` merges both sides: it sorts
 the union with a 0/1 side flag (``arraySort`` keyed on the values), takes cumulative counts
@@ -54,6 +62,7 @@ __all__ = [
     "EcdfDistances",
     "EcdfPass",
     "ecdf_pass",
+    "held",
     "ks_query",
     "query_distances",
     "wasserstein_query",
@@ -126,23 +135,41 @@ def _counting_sides(current: str) -> str:
 def _wasserstein(sides: str, by_feature: bool, carry: str = "") -> str:
     """W1 over a ``sides`` query; ``carry``: more of its columns passed through (``"a, b, "``)."""
     key = ("feature, " if by_feature else "") + carry
-    # Rows with n = m (or an empty side, left out later) take the L1 branch; the general branch
-    # then sees empty arrays (ra, ca), so neither branch costs much where it is not used,
-    # short-circuit or not.
+    # Three branches, chosen per row (feature): equal sizes (or an empty side, left out later),
+    # a larger side at least twice the smaller (``long``: B's runs in the expansion are long, so
+    # few A-intervals straddle a boundary), and the rest. Each branch gets empty arrays on the
+    # rows it does not serve, so none costs much where it is not used, short-circuit or not.
+    # Lambdas capture no per-row column over the larger side (a captured column is copied per
+    # element): na and nb appear only in lambdas over the smaller side's length.
     return f"""
-SELECT {key}nr, nc, if(simple, L1Distance(rs, if(nr = nc, cs, rs)) / nr,
- arraySum((a, b, t) -> abs(a - b) * t,
-  arrayFlatten(arrayMap((v, k) -> arrayWithConstant(k, v), ra,
-   arrayMap(i -> 1 + intDiv(i * nc, nr) - intDiv((i - 1) * nc, nr), range(1, length(ra) + 1)))),
-  arrayFlatten(arrayMap((v, k) -> arrayWithConstant(k, v), ca,
-   arrayMap(j -> 1 + intDiv(j * nr, nc) - intDiv((j - 1) * nr, nc), range(1, length(ca) + 1)))),
-  arrayPopFront(arrayDifference(arrayPushFront(arraySort(arrayConcat(
-   arrayMap(i -> i * nc, range(1, length(ra) + 1)),
-   arrayMap(j -> j * nr, range(1, length(ca) + 1)))), 0)))
- ) / (nr * nc)) AS w, nan AS d, 0 AS ref_below, 0 AS cur_below FROM (
- SELECT {key}rs, cs, nr, nc, nr = nc OR nr = 0 OR nc = 0 AS simple,
-  if(simple, [], rs) AS ra, if(simple, [], cs) AS ca
- FROM ({sides})
+SELECT {key}nr, nc, multiIf(simple, L1Distance(rs, if(nr = nc, cs, rs)) / nr,
+ long, (nb * L1Distance(la, arrayFlatten(arrayMap((v, k) -> arrayWithConstant(k, v), lb, lk)))
+  + arraySum((x, l, r, w) -> w * (abs(x - r) - abs(x - l)),
+   arrayFilter((x, m) -> m, la,
+    arrayFlatten(arrayMap((k, f) -> arrayPushBack(arrayWithConstant(k - 1, false), f), lk, ls))),
+   arrayFilter((v, f) -> f, lb, ls),
+   arrayFilter((v, f) -> f, arrayPushBack(arrayPopFront(lb), 0.), ls),
+   arrayFilter((w, f) -> f, lw, ls))) / (na * nb),
+ arraySum((x, l, r, j, i) -> abs(x - l) * (least(j * na, i * nb) - (i - 1) * nb)
+   + abs(x - r) * (i * nb - least(j * na, i * nb)),
+  ga, arrayFlatten(arrayMap((v, k) -> arrayWithConstant(k, v), gb, gk)),
+  arrayFlatten(arrayMap((v, k) -> arrayWithConstant(k, v), arrayPushBack(arrayPopFront(gb), 0.),
+   gk)),
+  arrayFlatten(arrayMap((j, k) -> arrayWithConstant(k, j), range(1, length(gb) + 1), gk)),
+  range(1, length(ga) + 1)) / (na * nb)) AS w, nan AS d, 0 AS ref_below, 0 AS cur_below FROM (
+ SELECT {key}rs, cs, nr, nc, simple, long, na, nb,
+  if(long, xa, []) AS la, if(long, xb, []) AS lb, if(long, kb, []) AS lk,
+  arrayMap(j -> nb - (j * na) % nb, range(1, length(lb) + 1)) AS lw,
+  arrayMap(w -> w != nb, lw) AS ls,
+  if(long, [], xa) AS ga, if(long, [], xb) AS gb, if(long, [], kb) AS gk FROM (
+  SELECT {key}rs, cs, nr, nc, nr = nc OR nr = 0 OR nc = 0 AS simple,
+   toInt64(greatest(nr, nc)) AS na, toInt64(least(nr, nc)) AS nb,
+   NOT simple AND na >= 2 * nb AS long,
+   if(simple, [], if(nr >= nc, rs, cs)) AS xa, if(simple, [], if(nr >= nc, cs, rs)) AS xb,
+   arrayMap(j -> intDiv(j * na + nb - 1, nb) - intDiv((j - 1) * na + nb - 1, nb),
+    range(1, length(xb) + 1)) AS kb
+  FROM ({sides})
+ )
 )
 """
 
@@ -224,6 +251,15 @@ def query_distances(store: Store, sql: str, params: dict[str, Any]) -> EcdfDista
     return _distances(rows[0]) if rows else None
 
 
+def held(n_ref: int, n_cur: int) -> int:
+    """Values one feature holds at once in the W1 query, for ``ecdf_pass``'s ``sizes``: both
+    sides, and where one side is at least twice the other, the smaller side expanded to the
+    larger one's length. (Counting that expansion for less unequal sizes too split 1M + 0.6M
+    values x 20 features into three queries instead of two: 0.5 s slower, 100 MB less.)"""
+    small, large = sorted((n_ref, n_cur))
+    return n_ref + n_cur + (large if small and large >= 2 * small else 0)
+
+
 def _groups(sizes: Sequence[tuple[str, int]], budget: int) -> list[list[str]]:
     groups: list[list[str]] = []
     held = budget
@@ -269,12 +305,13 @@ def ecdf_pass(
     """W1 per numeric feature between the baseline and the window, KS ``D`` for ``ks``, and the
     window's value counts of the ``counted`` features.
 
-    Features are queried together while their values (``sizes``: an upper bound of both sides'
-    count per feature) fit ``budget``: each query reads the window's feature map once, so fewer,
-    larger queries are faster, and the budget bounds the memory. A feature alone reads its one
-    map key instead of unnesting the map. Features missing on either side are left out. The
-    counted features are counted by the first grouped query on presorted references, where they
-    hold no values unless their distances are asked for too; else by a read of their own.
+    Features are queried together while their values (``sizes``: an upper bound of the values
+    each holds, :func:`held`) fit ``budget``: each query reads the window's feature map once,
+    so fewer, larger queries are faster, and the budget bounds the memory. A feature alone
+    reads its one map key instead of unnesting the map. Features missing on either side are
+    left out. The counted features are counted by the first grouped query on presorted
+    references, where they hold no values unless their distances are asked for too; else by a
+    read of their own.
     """
     out: dict[str, EcdfDistances] = {}
     counts: dict[str, dict[float, int] | None] = {}

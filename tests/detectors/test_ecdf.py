@@ -16,8 +16,25 @@ from keelwatch.detectors._sql import FEW_VALUES_CAP
 from keelwatch.store import Store
 
 # (reference size, current size): equal (the L1 branch), co-prime, one side a multiple of the
-# other, a window far smaller than the baseline and one far larger, single values.
-SIZES = [(500, 500), (701, 389), (300, 900), (2000, 7), (13, 1500), (1, 1), (1, 4)]
+# other, a window far smaller than the baseline and one far larger, single values; for W1 also
+# each side at least twice the other, not a multiple (the branch that expands the smaller side
+# and corrects the straddling pieces), and less than twice (the general branch).
+SIZES = [
+    (500, 500),
+    (701, 389),
+    (300, 900),
+    (2000, 7),
+    (13, 1500),
+    (1, 1),
+    (1, 4),
+    (1000, 333),
+    (5, 5),
+    (450, 1000),
+    (20, 3),
+    (600, 1000),
+    (64, 16),
+    (999, 1000),
+]
 
 
 def test_wasserstein_and_ks_match_scipy_for_any_sizes(
@@ -28,7 +45,7 @@ def test_wasserstein_and_ks_match_scipy_for_any_sizes(
     longest = max(max(s) for s in SIZES)
     for k, (n, m) in enumerate(SIZES):
         # Continuous values for some shapes, heavy ties (few integers) for the others.
-        ties = k % 2 == 1
+        ties = k % 4 in (1, 2)
         a = rng.integers(0, 6, n).astype(float) if ties else rng.normal(size=n)
         b = rng.integers(2, 9, m).astype(float) if ties else rng.normal(0.4, 1.3, m)
         ref_columns[f"f{k}"] = np.pad(a, (0, longest - n), constant_values=np.nan)
