@@ -26,6 +26,7 @@ difference per method over all features.
     .venv/bin/python bench/drift_vs_evidently.py                 # 1M rows: numeric, then mixed
     .venv/bin/python bench/drift_vs_evidently.py --rows 100000 --case mixed
     .venv/bin/python bench/drift_vs_evidently.py --rows 100000 --method psi   # force one method
+    .venv/bin/python bench/drift_vs_evidently.py --case numeric --current-rows 50000  # a window
 """
 
 from __future__ import annotations
@@ -76,11 +77,15 @@ METHOD_NAMES = {
 }
 
 
-def generate(rows: int, features: int, case: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Reference and current frames; every fourth numeric feature shifts, every fifth scales."""
+def generate(
+    rows: int, features: int, case: str, current_rows: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference (``rows``) and current (``current_rows``, default ``rows``) frames; every
+    fourth numeric feature shifts, every fifth scales."""
     import numpy as np
     import pandas as pd
 
+    m = current_rows or rows
     rng = np.random.default_rng(SEED)
     ref, cur = {}, {}
     for i in range(features):
@@ -88,7 +93,7 @@ def generate(rows: int, features: int, case: str) -> tuple[pd.DataFrame, pd.Data
         ref[name] = rng.normal(size=rows)
         shift = 0.25 if i % 4 == 0 else 0.0
         scale = 1.5 if i % 5 == 0 else 1.0
-        cur[name] = rng.normal(shift, scale, size=rows)
+        cur[name] = rng.normal(shift, scale, size=m)
     if case == "mixed":
         for i in range(features // 4):
             name = f"c{i:02d}"
@@ -96,9 +101,9 @@ def generate(rows: int, features: int, case: str) -> tuple[pd.DataFrame, pd.Data
             p = np.linspace(1.0, 2.0, cats.size)
             ref[name] = rng.choice(cats, rows, p=p / p.sum())
             q = p[::-1] if i % 2 else p
-            cur[name] = rng.choice(cats, rows, p=q / q.sum())
+            cur[name] = rng.choice(cats, m, p=q / q.sum())
         ref["few"] = rng.integers(0, 4, rows).astype(float)
-        cur["few"] = rng.integers(0, 5, rows).astype(float)
+        cur["few"] = rng.integers(0, 5, m).astype(float)
     return pd.DataFrame(ref), pd.DataFrame(cur)
 
 
@@ -166,6 +171,7 @@ def predictions_table(frame: pd.DataFrame, first: int = 0) -> object:
 
 
 def _window(rows: int) -> object:
+    """The window holding ``rows`` predictions written by ``predictions_table`` (one a µs)."""
     from keelwatch.detectors import Window
 
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -265,13 +271,16 @@ def worker(args: argparse.Namespace) -> None:
             "peak_anon_mb": anon.stop(),
         }
 
-    out = WORKERS[args.worker](args.data, args.method, args.rows, memory)
+    rows = max(args.rows, args.current_rows or 0)  # the window covers every current row
+    out = WORKERS[args.worker](args.data, args.method, rows, memory)
     print(json.dumps(out))
 
 
 def _spawn(tool: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--worker", tool, "--data", args.data]
     command += ["--rows", str(args.rows)]
+    if args.current_rows:
+        command += ["--current-rows", str(args.current_rows)]
     if args.method:
         command += ["--method", args.method]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -280,7 +289,12 @@ def _spawn(tool: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per side")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="reference rows")
+    parser.add_argument(
+        "--current-rows",
+        type=int,
+        help="current (window) rows, default --rows; fewer is the usual production shape",
+    )
     parser.add_argument("--features", type=int, default=20, help="numeric features")
     parser.add_argument(
         "--case",
@@ -303,9 +317,11 @@ def main() -> None:
         extra = ""
         if case == "mixed":
             extra = f", {args.features // 4} categorical and one 4-valued numeric"
-        print(f"\ncase={case}: {args.rows:,} rows per side, {args.features} numeric{extra}")
+        current = args.current_rows or args.rows
+        sides = f"{args.rows:,} reference rows, {current:,} current rows"
+        print(f"\ncase={case}: {sides}, {args.features} numeric{extra}")
         with tempfile.TemporaryDirectory() as data:
-            ref, cur = generate(args.rows, args.features, case)
+            ref, cur = generate(args.rows, args.features, case, args.current_rows)
             ref.to_parquet(f"{data}/reference.parquet")
             cur.to_parquet(f"{data}/current.parquet")
             del ref, cur
