@@ -14,6 +14,7 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 
@@ -285,12 +286,14 @@ def run_drift(
     methods = _methods_per_feature(baseline, config, numeric, current_cats, guess)
     ecdf_names = [p.name for p in numeric if NUMERIC_ONLY & set(methods[p.name])]
     sizes = {p.name: held(p.count, n_window) for p in numeric}
+    small = bool(numeric) and 2 * n_window <= min(p.count for p in numeric)
+    exact_of = partial(
+        ecdf_pass, store, window, baseline.baseline_id, sizes=sizes, small_window=small
+    )
     ks_names = {p.name for p in numeric if "ks" in methods[p.name]}
     if exact:
         window_values = None
-        exact_pass = ecdf_pass(
-            store, window, baseline.baseline_id, ecdf_names, sizes, ks=ks_names, counted=unknown
-        )
+        exact_pass = exact_of(ecdf_names, ks=ks_names, counted=unknown)
         ecdf = exact_pass.distances
         if unknown:
             few = few_value_counts(
@@ -304,11 +307,8 @@ def run_drift(
                 if NUMERIC_ONLY & set(methods[p.name]) and p.name not in ecdf_names
             ]
             ks_names = {p.name for p in numeric if "ks" in methods[p.name]}
-            ecdf.update(
-                ecdf_pass(store, window, baseline.baseline_id, late, sizes, ks=ks_names).distances
-                if late
-                else {}
-            )
+            if late:
+                ecdf.update(exact_of(late, ks=ks_names).distances)
     wanted = {m for p in numeric for m in methods[p.name]}
     binned_names = [p.name for p in numeric if set(methods[p.name]) - NUMERIC_ONLY]
     if exact:

@@ -81,8 +81,12 @@ def _check(
     ks: set[str],
 ) -> None:
     names = list(ref_columns)
-    for budget in (10**9, 1):  # all features in one grouped query, then one query each
-        found = ecdf_pass(store, window, baseline_id, names, budget=budget, ks=ks).distances
+    # All features in one grouped query, then one query each; each with the reference's and
+    # then the window's values held in the join (the same numbers either way).
+    for budget, small in ((10**9, False), (1, False), (10**9, True), (1, True)):
+        found = ecdf_pass(
+            store, window, baseline_id, names, budget=budget, ks=ks, small_window=small
+        ).distances
         for name in names:
             a = ref_columns[name][np.isfinite(ref_columns[name])]
             b = cur_columns[name][np.isfinite(cur_columns[name])]
@@ -145,9 +149,15 @@ def test_counted_features_get_exact_window_value_counts(
         return {float(k): int(v) for k, v in values.value_counts().items()}
 
     # "five" is counted and measured; "four" and "wide" only counted (no values held).
-    for budget in (10**9, 1):
+    for budget, small in ((10**9, False), (1, False), (10**9, True)):
         found = ecdf_pass(
-            store, window, baseline.baseline_id, ["a", "b", "five"], budget=budget, counted=counted
+            store,
+            window,
+            baseline.baseline_id,
+            ["a", "b", "five"],
+            budget=budget,
+            counted=counted,
+            small_window=small,
         )
         assert set(found.distances) == {"a", "b", "five"}
         assert found.window_counts == {name: expected(name) for name in counted}
