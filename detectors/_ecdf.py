@@ -102,11 +102,9 @@ _SORTED_REFERENCE_ONE = (
 def _joined(window: str, reference: str, small_window: bool, by_feature: bool) -> str:
     """``FROM`` the window's subquery (``c``) joined to the reference's (``r``).
 
-    The join holds its right side. A window at most half the reference's size goes there: at
-    50,000 rows against 1M values x 20 features the run took 0.5-0.6 s and 525-535 MB peak RSS
-    against 1.16-1.26 s and 940-975 MB with the reference held (200,000 rows: 0.88-0.95 against
-    1.78-1.93 s). Otherwise the reference does, which is faster with equal sizes.
-    """
+    The join holds its right side: a window at most half the reference's size (at 50,000 rows
+    against 1M values x 20 features 0.5-0.6 s and 530 MB peak RSS, against 1.2 s and 960 MB
+    with the reference held), else the reference (faster with equal sizes)."""
     sides = [f"({window}) AS c", f"({reference}) AS r"]
     if small_window:
         sides.reverse()
@@ -227,6 +225,8 @@ SELECT {key}nr, nc, w, d, cr[i] AS ref_below, i - cr[i] AS cur_below FROM (
 """
 
 
+#: Compiling these expressions (done once they ran 3 times) cost 0.2-0.4 s and gained nothing.
+_INTERPRETED = "\nSETTINGS compile_expressions = 0"
 #: Per (kind, grouped, small window): "ks" merges both sides, "w1" reads the reference from
 #: baseline_values (baselines registered before migration 7), "presorted" from baseline_sorted
 #: (holding the window in the join when it is small, see _joined; the others ignore that).
@@ -242,12 +242,13 @@ _QUERIES = {
             by_feature=grouped,
         )
     )
+    + _INTERPRETED
     for kind in ("presorted", "w1", "ks")
     for grouped in (False, True)
     for small in (False, True)
 }
 _COUNTING = {
-    small: _wasserstein(_counting_sides(CURRENT_NUM, small), True, "nd, top, ")
+    small: _wasserstein(_counting_sides(CURRENT_NUM, small), True, "nd, top, ") + _INTERPRETED
     for small in (False, True)
 }
 #: Values (both sides, all features of a query) held in the engine at once. Each query reads the
