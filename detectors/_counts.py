@@ -14,6 +14,7 @@ from keelwatch.store import Store
 
 from ._baseline import Baseline
 from ._binning import doane_edges, sturges_edges
+from ._histograms import histograms
 from ._sql import (
     CURRENT_NUM,
     CURRENT_ONE,
@@ -24,7 +25,6 @@ from ._sql import (
     capped_value_counts,
     current_source,
     distinct_counts,
-    histograms,
     names_param,
     numeric_summaries,
     source_params,

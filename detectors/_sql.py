@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import numpy as np
-
 from keelwatch.store import Store
 
 __all__ = [
@@ -35,7 +33,6 @@ __all__ = [
     "current_source",
     "distinct_counts",
     "format_segment",
-    "histograms",
     "micros",
     "numeric_summaries",
     "parse_segment",
@@ -280,39 +277,6 @@ def distinct_counts(
         f"SELECT feature, {counter} AS u FROM ({union}) GROUP BY feature", params
     ).to_pylist()
     return {str(r["feature"]): int(r["u"]) for r in rows}
-
-
-def histograms(
-    store: Store, source: str, params: Mapping[str, Any], edges: Mapping[str, np.ndarray]
-) -> dict[str, tuple[np.ndarray, int, int]]:
-    """Counts per bin of each feature's ``edges``, and the counts below and above them.
-
-    ``source`` is ``CURRENT_ONE`` or ``REFERENCE_ONE`` (one query per feature: a constant edge
-    array per query is far cheaper than picking each row's edges out of a nested array). Bins
-    are half-open ``[e_i, e_{i+1})`` with the last one closed, exactly as ``np.histogram`` with
-    explicit edges assigns values (IEEE comparisons on the same doubles).
-    """
-    out = {}
-    for name, feature_edges in edges.items():
-        e = [float(v) for v in feature_edges]
-        rows = store.query(
-            "SELECT multiIf(x < {lo:Float64}, -1, x > {hi:Float64}, -2, "
-            "toInt64(arrayCount(t -> t <= x, {inner:Array(Float64)}))) AS b, count() AS c "
-            f"FROM ({source}) GROUP BY b",
-            {**params, "f": name, "lo": e[0], "hi": e[-1], "inner": e[1:-1]},
-        ).to_pylist()
-        counts = np.zeros(len(e) - 1, dtype=np.int64)
-        below = above = 0
-        for row in rows:
-            b, c = int(row["b"]), int(row["c"])
-            if b == -1:
-                below = c
-            elif b == -2:
-                above = c
-            else:
-                counts[b] = c
-        out[name] = (counts, below, above)
-    return out
 
 
 def value_counts(
