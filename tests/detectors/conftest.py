@@ -14,6 +14,7 @@ from keelwatch.detectors import Window
 from keelwatch.store import Store
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+_TAGS = pa.map_(pa.string(), pa.string())
 
 
 def _map(frame: pd.DataFrame, names: list[str], numeric: bool) -> pa.Array:
@@ -63,6 +64,40 @@ def insert_predictions(
         table[name] = pa.array(value)  # type: ignore[call-overload]
     store.insert("predictions", pa.table(table))
     return Window(model, start, start + timedelta(milliseconds=n + 1), version=version, slot=slot)
+
+
+def put_predictions(
+    store: Store,
+    ts: list[datetime],
+    x: np.ndarray | None = None,
+    tags: list[dict[str, str]] | None = None,
+    model: str = "m",
+) -> None:
+    """Predictions at ``ts`` with numeric feature ``x`` (key ``"x"``) and ``tags``."""
+    n = len(ts)
+    x = np.zeros(n) if x is None else x
+    store.insert(
+        "predictions",
+        pa.table(
+            {
+                "project": ["default"] * n,
+                "model": [model] * n,
+                "prediction_id": [uuid.uuid4().hex for _ in range(n)],
+                "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+                "num": pa.array([[("x", float(v))] for v in x], pa.map_(pa.string(), pa.float64())),
+                "tags": pa.array(
+                    [list((t or {}).items()) for t in tags or [{}] * n],
+                    pa.map_(pa.string(), pa.string()),
+                ),
+            }
+        ),
+    )
+
+
+@pytest.fixture
+def put() -> object:
+    """``put_predictions`` for tests."""
+    return put_predictions
 
 
 @pytest.fixture
