@@ -6,17 +6,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from keelwatch.store import Store
 
+from ._detect import Detection
 from ._drift import DriftRun
 from ._sql import Window, format_segment
-
-if TYPE_CHECKING:  # _detect imports _windows, which stores runs with this module
-    from ._detect import Detection
 
 __all__ = ["detection_rows", "store_detection", "store_run"]
 
