@@ -113,19 +113,19 @@ def _joined(window: str, reference: str, small_window: bool, by_feature: bool) -
     return f"FROM {sides[0]} CROSS JOIN {sides[1]}"
 
 
+#: The columns every presorted sides query returns: the reference's sorted values as stored,
+#: the window's sorted here, and both sizes.
+_SORTED_SIDES = "r.sorted_values AS rs, arraySort(c.v) AS cs, length(rs) AS nr, length(cs) AS nc"
+
+
 def _presorted_sides(current: str, by_feature: bool, small_window: bool = False) -> str:
     """Both sides with the reference's sorted values read from ``baseline_sorted``."""
     if by_feature:
         window = f"SELECT feature, groupArray(x) AS v FROM ({current}) GROUP BY feature"
-        return (
-            "SELECT feature, r.sorted_values AS rs, arraySort(c.v) AS cs, length(rs) AS nr, "
-            f"length(cs) AS nc {_joined(window, _SORTED_REFERENCE, small_window, True)}"
-        )
+        joined = _joined(window, _SORTED_REFERENCE, small_window, True)
+        return f"SELECT feature, {_SORTED_SIDES} {joined}"
     window = f"SELECT groupArray(x) AS v FROM ({current})"
-    return (
-        "SELECT r.sorted_values AS rs, arraySort(c.v) AS cs, length(rs) AS nr, length(cs) AS nc "
-        + _joined(window, _SORTED_REFERENCE_ONE, small_window, False)
-    )
+    return f"SELECT {_SORTED_SIDES} {_joined(window, _SORTED_REFERENCE_ONE, small_window, False)}"
 
 
 #: Space-Saving counters per counted feature: more than the cap, so the counts are exact whenever
@@ -145,11 +145,8 @@ def _counting_sides(current: str, small_window: bool = False) -> str:
         f"approx_top_countIf({FEW_VALUES_CAP + 1}, {_COUNTERS})(x, {counted}) AS top "
         f"FROM ({current}) GROUP BY feature"
     )
-    return (
-        "SELECT feature, r.sorted_values AS rs, arraySort(c.v) AS cs, length(rs) AS nr, "
-        "length(cs) AS nc, c.nd AS nd, c.top AS top "
-        + _joined(window, _SORTED_REFERENCE, small_window, True)
-    )
+    joined = _joined(window, _SORTED_REFERENCE, small_window, True)
+    return f"SELECT feature, {_SORTED_SIDES}, c.nd AS nd, c.top AS top {joined}"
 
 
 def _wasserstein(sides: str, by_feature: bool, carry: str = "") -> str:
