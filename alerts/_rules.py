@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
+from keelwatch._yaml_file import read_yaml
 
 __all__ = ["METRICS", "Rule", "RuleError", "load_rules", "parse_rules"]
 
@@ -130,12 +130,4 @@ def parse_rules(document: Mapping[str, Any] | None) -> tuple[Rule, ...]:
 
 def load_rules(path: str | Path) -> tuple[Rule, ...]:
     """Read and validate a YAML rules file."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise RuleError(f"cannot read rules file {path}: {exc}") from exc
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RuleError(f"rules file {path} is not valid YAML: {exc}") from exc
-    return parse_rules(document)
+    return parse_rules(read_yaml(path, "rules", RuleError))

@@ -27,6 +27,7 @@ difference per method over all features.
     .venv/bin/python bench/drift_vs_evidently.py --rows 100000 --case mixed
     .venv/bin/python bench/drift_vs_evidently.py --rows 100000 --method psi   # force one method
     .venv/bin/python bench/drift_vs_evidently.py --case numeric --current-rows 50000  # a window
+    .venv/bin/python bench/drift_vs_evidently.py --case numeric --exact-budget 2000000  # memory
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import TYPE_CHECKING
 
 from _memory import AnonPeak, peak_rss_mb, status_mb
@@ -210,7 +213,13 @@ def run_keelwatch_load(
     return {**memory(), **times, "rows": written}
 
 
-def run_keelwatch(data: str, method: str | None, rows: int, memory: Callable[[], dict]) -> dict:
+def run_keelwatch(
+    data: str,
+    method: str | None,
+    rows: int,
+    memory: Callable[[], dict],
+    exact_budget: int | None = None,
+) -> dict:
     """Detection: a stored window against the stored baseline profile, in a fresh process
     (cold: as a one-shot ``keelwatch detect``), then again in the same process (warm: as the
     server's scheduler runs it, its engine already loaded; memory is that of the cold run)."""
@@ -223,6 +232,8 @@ def run_keelwatch(data: str, method: str | None, rows: int, memory: Callable[[],
         config = DriftConfig(numeric_methods=(ours,), categorical_methods=cat, compat="evidently")
     else:
         config = DriftConfig.evidently()
+    if exact_budget:
+        config = replace(config, exact_budget=exact_budget)
     store = EmbeddedStore(f"{data}/store")
     try:
         baseline = get_baseline(store, "bench")
@@ -272,7 +283,10 @@ def worker(args: argparse.Namespace) -> None:
         }
 
     rows = max(args.rows, args.current_rows or 0)  # the window covers every current row
-    out = WORKERS[args.worker](args.data, args.method, rows, memory)
+    run = WORKERS[args.worker]
+    if args.worker == "keelwatch" and args.exact_budget:
+        run = partial(run_keelwatch, exact_budget=args.exact_budget)
+    out = run(args.data, args.method, rows, memory)
     print(json.dumps(out))
 
 
@@ -283,6 +297,8 @@ def _spawn(tool: str, args: argparse.Namespace) -> dict:
         command += ["--current-rows", str(args.current_rows)]
     if args.method:
         command += ["--method", args.method]
+    if args.exact_budget:
+        command += ["--exact-budget", str(args.exact_budget)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -304,6 +320,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--method", choices=sorted(METHOD_NAMES), help="force one method (Evidently's name)"
+    )
+    parser.add_argument(
+        "--exact-budget",
+        type=int,
+        help="DriftConfig.exact_budget: values the exact pass holds at once (memory vs speed)",
     )
     parser.add_argument("--keelwatch-only", action="store_true", help="skip Evidently")
     parser.add_argument("--repeats", type=int, default=3, help="detection runs (medians shown)")

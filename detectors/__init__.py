@@ -45,6 +45,14 @@ from ._prices import (
 )
 from ._quality import FeatureQuality, Freshness, Quality, Volume, quality
 from ._reconstruction import ReconstructionDrift, reconstruction_drift
+from ._settings import (
+    DriftSettings,
+    DriftSettingsError,
+    ModelDrift,
+    ThresholdCalibration,
+    load_drift_settings,
+    parse_drift_settings,
+)
 from ._sql import Window, format_segment, parse_segment, segment_of
 from ._stored import store_detection, store_run
 from ._thresholds import CalibratedThreshold, as_feature_thresholds, calibrate_thresholds
@@ -80,16 +88,20 @@ __all__ = [
     "DriftConfig",
     "DriftResult",
     "DriftRun",
+    "DriftSettings",
+    "DriftSettingsError",
     "FeatureProfile",
     "FeatureQuality",
     "Freshness",
     "Labels",
+    "ModelDrift",
     "Operations",
     "PriceError",
     "Quality",
     "ReconstructionDrift",
     "Regression",
     "ReliabilityPoint",
+    "ThresholdCalibration",
     "TokenPrice",
     "Volume",
     "Window",
@@ -120,9 +132,11 @@ __all__ = [
     "list_baselines",
     "list_compute_prices",
     "list_token_prices",
+    "load_drift_settings",
     "load_frame",
     "multiclass_calibration",
     "operations",
+    "parse_drift_settings",
     "parse_every",
     "parse_segment",
     "psi",

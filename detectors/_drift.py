@@ -288,7 +288,13 @@ def run_drift(
     sizes = {p.name: held(p.count, n_window) for p in numeric}
     small = bool(numeric) and 2 * n_window <= min(p.count for p in numeric)
     exact_of = partial(
-        ecdf_pass, store, window, baseline.baseline_id, sizes=sizes, small_window=small
+        ecdf_pass,
+        store,
+        window,
+        baseline.baseline_id,
+        sizes=sizes,
+        budget=config.exact_budget,
+        small_window=small,
     )
     ks_names = {p.name for p in numeric if "ks" in methods[p.name]}
     if exact:

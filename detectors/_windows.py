@@ -187,6 +187,10 @@ def segment_windows(
     ]
 
 
+#: DriftConfig fields that change how a run computes, not what it finds.
+RESULT_NEUTRAL = frozenset({"exact_budget"})
+
+
 def run_id(window: Window, baseline_id: str, config: DriftConfig) -> str:
     """A run id that is the same whenever the same window is compared the same way.
 
@@ -203,6 +207,6 @@ def run_id(window: Window, baseline_id: str, config: DriftConfig) -> str:
         micros(window.end),
         window.count,
         baseline_id,
-        asdict(config),
+        {k: v for k, v in asdict(config).items() if k not in RESULT_NEUTRAL},
     ]
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]

@@ -41,6 +41,13 @@ def test_bad_rules_file_is_refused_before_serving(tmp_path, capsys):
     assert "rule 'r'.metric: must be one of" in capsys.readouterr().err
 
 
+def test_bad_drift_settings_file_is_refused_before_serving(tmp_path, capsys):
+    drift = tmp_path / "drift.yaml"
+    drift.write_text("models:\n  - {model: m, thresholds: {wasserstein: -1}}\n")
+    assert main(["serve", "--data", str(tmp_path / "d"), "--drift-config", str(drift)]) == 2
+    assert "models[0] (m).thresholds.wasserstein: must be > 0" in capsys.readouterr().err
+
+
 def test_demo_detects_the_injected_drift(tmp_path):
     # The README's first command, smaller: the real server, SDK, store, detectors and webhook.
     result = subprocess.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from keelwatch.alerts import Rule
+from keelwatch.detectors import DriftSettings
 from keelwatch.environ import (
     KEELWATCH_API_KEY,
     KEELWATCH_CLICKHOUSE_URL,
@@ -38,6 +39,9 @@ class ServerConfig:
     detect_interval_s: float = 300.0
     detect_window_s: float = 3600.0
     rules: tuple[Rule, ...] = ()
+    #: What each model's drift runs compute and decide (``--drift-config``; default
+    #: ``DriftConfig()`` for every model).
+    drift: DriftSettings = field(default_factory=DriftSettings)
     webhook_secret: str = "keelwatch-dev-secret"
     project: str = "default"
     max_body_bytes: int = 16 * 1024 * 1024

@@ -13,7 +13,9 @@ from keelwatch.detectors import (
     Backfill,
     Baseline,
     Detection,
+    DriftConfig,
     DriftRun,
+    DriftSettingsError,
     Window,
     backfill,
     detect_window,
@@ -57,12 +59,30 @@ class Monitoring:
         self.metrics = metrics
         self.sender = WebhookSender(config.webhook_secret)
         self._run_lock = threading.Lock()
+        #: Each model's drift configuration per baseline, calibrated thresholds included
+        #: (computed once per baseline: a baseline never changes).
+        self._drift_configs: dict[str, DriftConfig] = {}
 
     def _baseline(self, model: str) -> Baseline:
         baseline = get_baseline(self.store, model, project=self.config.project)
         if baseline is None:
             raise NoBaseline(f"model {model!r} has no baseline; register one first")
         return baseline
+
+    def drift_config(self, baseline: Baseline) -> DriftConfig:
+        """The drift configuration of ``baseline``'s model (``ServerConfig.drift``)."""
+        found = self._drift_configs.get(baseline.baseline_id)
+        if found is None:
+            entry = self.config.drift.for_model(baseline.model)
+            try:
+                found = entry.resolve(self.store, baseline)
+            except ValueError as exc:
+                raise DriftSettingsError(
+                    f"drift settings of model {baseline.model!r} ({entry.pattern}): "
+                    f"calibrating thresholds: {exc}"
+                ) from exc
+            self._drift_configs[baseline.baseline_id] = found
+        return found
 
     def detect(
         self,
@@ -132,7 +152,7 @@ class Monitoring:
         ``drift_results`` and ``detector_results`` under deterministic run ids, so a repeated
         backfill stores nothing twice.
         """
-        self._baseline(model)
+        baseline = self._baseline(model)
         with self._run_lock:
             done = backfill(
                 self.store,
@@ -147,6 +167,7 @@ class Monitoring:
                 segment=segment,
                 by_tag=by_tag,
                 max_values=max_values,
+                config=self.drift_config(baseline),
                 replace_stored=replace,
             )
         for _ in done.runs:
@@ -175,7 +196,7 @@ class Monitoring:
         """One drift run, stored, published and checked against the alert rules (under lock)."""
         model = window.model
         try:
-            run = run_drift(self.store, baseline, window)
+            run = run_drift(self.store, baseline, window, self.drift_config(baseline))
             store_run(self.store, run)
         except Exception:
             self.metrics.runs.labels(model, "error").inc()

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (KEELWATCH_PORT, 8787)")
     serve.add_argument("--rules", type=Path, help="alert rules YAML file")
     serve.add_argument(
+        "--drift-config", type=Path, help="drift methods and thresholds per model, YAML file"
+    )
+    serve.add_argument(
         "--detect-interval", type=float, help="seconds between detector runs (0: off)"
     )
     serve.add_argument("--detect-window", type=float, help="seconds of traffic each run looks at")
@@ -99,8 +102,10 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from keelwatch.alerts import load_rules
     from keelwatch.collector.server import ServerConfig, serve
+    from keelwatch.detectors import load_drift_settings
 
     rules = load_rules(args.rules) if args.rules else ()
+    drift = load_drift_settings(args.drift_config) if args.drift_config else None
     config = ServerConfig.from_env(
         data_dir=args.data,
         clickhouse_url=args.clickhouse_url,
@@ -110,6 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
         detect_window_s=args.detect_window,
         retention_days=args.retention_days,
         rules=rules,
+        drift=drift,
     )
     print(
         f"keelwatch serving on http://{config.host}:{config.port} "
