@@ -91,6 +91,21 @@ def test_each_model_runs_its_settings(store: EmbeddedStore, app_client: Callable
             for m in methods
         }
 
+        # Backfills and per-tag runs take the model's settings too.
+        now = time.time()
+        body = {"model": "strict", "start": now - 600, "end": now + 1, "every": 601}
+        filled = client.post("/v1/detect", json={**body, "backfill": True}).json()
+        (window,) = [w for w in filled["windows"] if w["status"] == "stored"]
+        stored = store.query(
+            "SELECT DISTINCT method, threshold FROM drift_results WHERE run_id = {r:String}",
+            {"r": window["run_id"]},
+        ).to_pylist()
+        assert {(r["method"], r["threshold"]) for r in stored} == {
+            ("ks", 0.01),
+            ("psi", 0.1),
+            ("chi_square", 0.05),
+        }
+
         refused = _detect(client, "tiny")
         assert refused.status_code == 422
         assert "drift settings of model 'tiny' (tiny): calibrating thresholds" in refused.text
