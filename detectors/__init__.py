@@ -55,7 +55,12 @@ from ._settings import (
 )
 from ._sql import Window, format_segment, parse_segment, segment_of
 from ._stored import store_detection, store_run
-from ._thresholds import CalibratedThreshold, as_feature_thresholds, calibrate_thresholds
+from ._thresholds import (
+    CalibratedThreshold,
+    as_feature_thresholds,
+    calibrate_thresholds,
+    stored_calibration,
+)
 from ._windows import (
     MAX_SEGMENT_VALUES,
     MAX_WINDOWS,
@@ -153,6 +158,7 @@ __all__ = [
     "set_token_price",
     "store_detection",
     "store_run",
+    "stored_calibration",
     "sturges_edges",
     "time_windows",
     "z_test",

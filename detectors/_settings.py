@@ -34,7 +34,7 @@ from keelwatch.store import Store
 
 from ._baseline import Baseline
 from ._config import METHODS, P_VALUE_METHODS, DriftConfig
-from ._thresholds import as_feature_thresholds, calibrate_thresholds
+from ._thresholds import as_feature_thresholds, stored_calibration
 
 __all__ = [
     "DriftSettings",
@@ -87,7 +87,7 @@ class ModelDrift:
 
     def resolve(self, store: Store, baseline: Baseline) -> DriftConfig:
         """The configuration for a run against ``baseline``: calibrated thresholds (if asked
-        for) under the written ones."""
+        for, computed once per baseline and kept in the store) under the written ones."""
         if self.calibrate is None:
             return self.config
         methods = {
@@ -95,7 +95,7 @@ class ModelDrift:
             "categorical": _distances(self.config.categorical_methods, "jensen_shannon"),
         }
         calibrated = as_feature_thresholds(
-            calibrate_thresholds(
+            stored_calibration(
                 store,
                 baseline,
                 methods,

@@ -189,6 +189,23 @@ CREATE TABLE IF NOT EXISTS baseline_grid (
 ORDER BY (baseline_id, bins, feature)
 """
 
+# Drift thresholds calibrated from a baseline (leave-one-chunk-out), per calibration setting
+# (methods, chunks, chunk rows, quantile as JSON): computed on a server's first run with them and
+# read back after, since a baseline never changes.
+_CALIBRATED_THRESHOLDS = """
+CREATE TABLE IF NOT EXISTS calibrated_thresholds (
+    baseline_id String,
+    calibration String,
+    feature LowCardinality(String),
+    method LowCardinality(String),
+    threshold Float64,
+    chunk_rows UInt64,
+    scores Array(Float64),
+    computed_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree
+ORDER BY (baseline_id, calibration, feature, method)
+"""
+
 _API_KEYS = """
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id String,
@@ -375,6 +392,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "compute and LLM token prices, effective-dated", (_COMPUTE_PRICES, _TOKEN_PRICES)),
     Migration(10, "baseline counts on the fine grid, per grid size", (_BASELINE_GRID,)),
     Migration(11, "results of the detectors beside drift", (_DETECTOR_RESULTS,)),
+    Migration(12, "calibrated drift thresholds per baseline", (_CALIBRATED_THRESHOLDS,)),
     # Append new migrations here with the next version number; never renumber or edit one
     # that has shipped (stores remember applied versions in schema_migrations).
 )

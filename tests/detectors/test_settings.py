@@ -24,6 +24,7 @@ from keelwatch.detectors import (
     register_baseline,
     run_drift,
     run_id,
+    stored_calibration,
 )
 from keelwatch.store import Store
 
@@ -183,6 +184,31 @@ def test_calibrated_thresholds_sit_under_the_written_ones(store: Store, rng: np.
     assert resolved.feature_thresholds == {**expected, "x": {"psi": 0.5}}
     assert resolved.feature_thresholds["y"]["psi"] != DriftConfig().threshold("psi")
     assert ModelDrift("m", DriftConfig()).resolve(store, baseline) == DriftConfig()
+
+
+def test_a_calibration_is_computed_once_per_baseline_and_setting(
+    store: Store, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+):
+    baseline = register_baseline(store, "m", pd.DataFrame({"x": rng.normal(size=4000)}))
+    methods = {"numeric": ("wasserstein",), "categorical": ("jensen_shannon",)}
+    first = stored_calibration(store, baseline, methods, chunks=6, chunk_rows=300)
+    assert first == calibrate_thresholds(store, baseline, methods, chunks=6, chunk_rows=300)
+    queries: list[str] = []
+    query = store.query
+
+    def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
+        queries.append(sql)
+        return query(sql, *args, **kwargs)
+
+    monkeypatch.setattr(store, "query", counted)
+    # Read back (as after a server restart): one query, nothing recomputed.
+    assert stored_calibration(store, baseline, methods, chunks=6, chunk_rows=300) == first
+    assert len(queries) == 1 and "calibrated_thresholds" in queries[0]
+    # Another setting is another calibration.
+    other = stored_calibration(store, baseline, methods, chunks=6, chunk_rows=300, quantile=0.5)
+    assert other[0].threshold < first[0].threshold and len(queries) > 2
+    stored = query("SELECT count() AS n FROM calibrated_thresholds").column("n").to_pylist()
+    assert stored == [2]
 
 
 def test_the_exact_budget_changes_neither_results_nor_run_ids(
