@@ -51,6 +51,19 @@ models:
 """
 
 
+def _counted(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements ``store`` runs from now on."""
+    queries: list[str] = []
+    query = store.query
+
+    def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
+        queries.append(sql)
+        return query(sql, *args, **kwargs)
+
+    monkeypatch.setattr(store, "query", counted)
+    return queries
+
+
 def test_a_file_becomes_configs_per_model(tmp_path):
     path = tmp_path / "drift.yaml"
     path.write_text(FILE)
@@ -193,14 +206,8 @@ def test_a_calibration_is_computed_once_per_baseline_and_setting(
     methods = {"numeric": ("wasserstein",), "categorical": ("jensen_shannon",)}
     first = stored_calibration(store, baseline, methods, chunks=6, chunk_rows=300)
     assert first == calibrate_thresholds(store, baseline, methods, chunks=6, chunk_rows=300)
-    queries: list[str] = []
     query = store.query
-
-    def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
-        queries.append(sql)
-        return query(sql, *args, **kwargs)
-
-    monkeypatch.setattr(store, "query", counted)
+    queries = _counted(store, monkeypatch)
     # Read back (as after a server restart): one query, nothing recomputed.
     assert stored_calibration(store, baseline, methods, chunks=6, chunk_rows=300) == first
     assert len(queries) == 1 and "calibrated_thresholds" in queries[0]
@@ -218,14 +225,7 @@ def test_the_exact_budget_changes_neither_results_nor_run_ids(
     ref = pd.DataFrame({f: rng.normal(size=3000) for f in names})
     baseline = register_baseline(store, "m", ref)
     window = insert(store, "m", pd.DataFrame({f: rng.normal(0.1, 1, 2000) for f in names}))
-    queries: list[str] = []
-    query = store.query
-
-    def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
-        queries.append(sql)
-        return query(sql, *args, **kwargs)
-
-    monkeypatch.setattr(store, "query", counted)
+    queries = _counted(store, monkeypatch)
     one_query = run_drift(store, baseline, window, DriftConfig())
     ecdf = sum("L1Distance" in q for q in queries)
     queries.clear()
