@@ -42,18 +42,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import TYPE_CHECKING
 
+from _drift_data import generate, predictions_table, window
 from _memory import AnonPeak, peak_rss_mb, status_mb
 from _store import wait_for_merges
 
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
-
-SEED = 20260101
 BATCH = 100_000
 # Evidently's display names -> keelwatch's method names.
 EVIDENTLY_NAMES = {
@@ -80,36 +74,6 @@ METHOD_NAMES = {
 }
 
 
-def generate(
-    rows: int, features: int, case: str, current_rows: int | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Reference (``rows``) and current (``current_rows``, default ``rows``) frames; every
-    fourth numeric feature shifts, every fifth scales."""
-    import numpy as np
-    import pandas as pd
-
-    m = current_rows or rows
-    rng = np.random.default_rng(SEED)
-    ref, cur = {}, {}
-    for i in range(features):
-        name = f"f{i:02d}"
-        ref[name] = rng.normal(size=rows)
-        shift = 0.25 if i % 4 == 0 else 0.0
-        scale = 1.5 if i % 5 == 0 else 1.0
-        cur[name] = rng.normal(shift, scale, size=m)
-    if case == "mixed":
-        for i in range(features // 4):
-            name = f"c{i:02d}"
-            cats = np.array([f"v{j}" for j in range(3 + i)])
-            p = np.linspace(1.0, 2.0, cats.size)
-            ref[name] = rng.choice(cats, rows, p=p / p.sum())
-            q = p[::-1] if i % 2 else p
-            cur[name] = rng.choice(cats, m, p=q / q.sum())
-        ref["few"] = rng.integers(0, 4, rows).astype(float)
-        cur["few"] = rng.integers(0, 5, m).astype(float)
-    return pd.DataFrame(ref), pd.DataFrame(cur)
-
-
 def run_evidently(data: str, method: str | None, rows: int, memory: Callable[[], dict]) -> dict:
     import pandas as pd
     from evidently import Report
@@ -131,54 +95,6 @@ def run_evidently(data: str, method: str | None, rows: int, memory: Callable[[],
             method = EVIDENTLY_NAMES.get(name) or METHOD_NAMES[name]
             scores[config["column"]] = [method, float(metric["value"])]
     return {**memory(), "seconds": seconds, "scores": scores}
-
-
-def _map(names: list[str], values: np.ndarray, item: object) -> object:
-    import numpy as np
-    import pyarrow as pa
-
-    n, k = values.shape
-    columns = pa.array(np.tile(np.arange(k, dtype=np.int32), n))
-    keys = pa.DictionaryArray.from_arrays(columns, pa.array(names)).cast(pa.string())
-    offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
-    return pa.MapArray.from_arrays(offsets, keys, pa.array(values.ravel(), item))
-
-
-def predictions_table(frame: pd.DataFrame, first: int = 0) -> object:
-    """Current rows as ``predictions`` (what the ingest API writes), built without Python loops."""
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-
-    n = len(frame)
-    numeric = [c for c in frame.columns if frame[c].dtype != object]
-    categorical = [c for c in frame.columns if frame[c].dtype == object]
-    index = np.arange(first, first + n)
-    ts = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(index, unit="us")
-    ids = pa.array(np.char.mod("p%09d", index))
-    cat = (
-        _map(categorical, frame[categorical].to_numpy(dtype=object), pa.string())
-        if categorical
-        else pa.array([[] for _ in range(n)], pa.map_(pa.string(), pa.string()))
-    )
-    return pa.table(
-        {
-            "project": pa.array(["default"] * n),
-            "model": pa.array(["bench"] * n),
-            "prediction_id": ids,
-            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
-            "num": _map(numeric, frame[numeric].to_numpy(dtype=float), pa.float64()),
-            "cat": cat,
-        }
-    )
-
-
-def _window(rows: int) -> object:
-    """The window holding ``rows`` predictions written by ``predictions_table`` (one a µs)."""
-    from keelwatch.detectors import Window
-
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    return Window("bench", start, start + timedelta(seconds=rows / 1e6 + 1))
 
 
 def run_keelwatch_load(
@@ -239,11 +155,11 @@ def run_keelwatch(
         baseline = get_baseline(store, "bench")
         assert baseline is not None
         t0 = time.perf_counter()
-        run = run_drift(store, baseline, _window(rows), config)  # type: ignore[arg-type]
+        run = run_drift(store, baseline, window(rows), config)  # type: ignore[arg-type]
         seconds = time.perf_counter() - t0
         out = memory()
         t0 = time.perf_counter()
-        run_drift(store, baseline, _window(rows), config)  # type: ignore[arg-type]
+        run_drift(store, baseline, window(rows), config)  # type: ignore[arg-type]
         warm = time.perf_counter() - t0
     finally:
         store.close()

@@ -11,6 +11,15 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._base import Store
+from ._baseline_tables import (
+    BASELINE_GRID,
+    BASELINE_ROWS,
+    BASELINE_SORTED,
+    BASELINE_VALUES,
+    BASELINE_VALUES_BACKFILL,
+    BASELINES,
+    CALIBRATED_THRESHOLDS,
+)
 
 __all__ = ["MIGRATIONS", "Migration", "migrate"]
 
@@ -64,33 +73,6 @@ ORDER BY (project, model, prediction_id)
 SETTINGS non_replicated_deduplication_window = 10000
 """
 
-_BASELINES = """
-CREATE TABLE IF NOT EXISTS baselines (
-    project LowCardinality(String),
-    model LowCardinality(String),
-    baseline_id String,
-    version UInt32,
-    source String,
-    content_hash String,
-    feature_schema String,
-    profile String,
-    row_count UInt64,
-    created_by String,
-    created_at DateTime64(3, 'UTC')
-) ENGINE = ReplacingMergeTree
-ORDER BY (project, model, version)
-"""
-
-_BASELINE_ROWS = """
-CREATE TABLE IF NOT EXISTS baseline_rows (
-    baseline_id String,
-    row UInt64,
-    num Map(LowCardinality(String), Float64),
-    cat Map(LowCardinality(String), String)
-) ENGINE = ReplacingMergeTree
-ORDER BY (baseline_id, row)
-"""
-
 _DRIFT = """
 CREATE TABLE IF NOT EXISTS drift_results (
     project LowCardinality(String),
@@ -142,68 +124,6 @@ CREATE TABLE IF NOT EXISTS audit_log (
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
 ORDER BY ts
-"""
-
-_BASELINE_VALUES = """
-CREATE TABLE IF NOT EXISTS baseline_values (
-    baseline_id String,
-    feature LowCardinality(String),
-    row UInt64,
-    value Float64
-) ENGINE = MergeTree
-ORDER BY (baseline_id, feature)
-"""
-
-# Numeric baseline values one per row, so a detector reads one feature's values without decoding
-# every row's map; baselines registered before this migration are copied over once.
-_BASELINE_VALUES_BACKFILL = """
-INSERT INTO baseline_values (baseline_id, feature, row, value)
-SELECT baseline_id, k, row, v FROM baseline_rows ARRAY JOIN mapKeys(num) AS k, mapValues(num) AS v
-WHERE isFinite(v) AND baseline_id NOT IN (SELECT DISTINCT baseline_id FROM baseline_values)
-"""
-
-# Each numeric baseline feature's finite values sorted once at registration (one row per
-# feature), so exact ECDF detectors sort only the window. Older baselines have no rows here and
-# are read from baseline_values instead.
-_BASELINE_SORTED = """
-CREATE TABLE IF NOT EXISTS baseline_sorted (
-    baseline_id String,
-    feature LowCardinality(String),
-    sorted_values Array(Float64)
-) ENGINE = ReplacingMergeTree
-ORDER BY (baseline_id, feature)
-"""
-
-# Each numeric baseline feature's counts on the fine grid of the large-window detectors, per grid
-# size, computed on first use: a baseline never changes, so its reference side is read once.
-_BASELINE_GRID = """
-CREATE TABLE IF NOT EXISTS baseline_grid (
-    baseline_id String,
-    bins UInt32,
-    feature LowCardinality(String),
-    cells Array(UInt64),
-    below UInt64,
-    above UInt64,
-    outside Float64
-) ENGINE = ReplacingMergeTree
-ORDER BY (baseline_id, bins, feature)
-"""
-
-# Drift thresholds calibrated from a baseline (leave-one-chunk-out), per calibration setting
-# (methods, chunks, chunk rows, quantile as JSON): computed on a server's first run with them and
-# read back after, since a baseline never changes.
-_CALIBRATED_THRESHOLDS = """
-CREATE TABLE IF NOT EXISTS calibrated_thresholds (
-    baseline_id String,
-    calibration String,
-    feature LowCardinality(String),
-    method LowCardinality(String),
-    threshold Float64,
-    chunk_rows UInt64,
-    scores Array(Float64),
-    computed_at DateTime64(3, 'UTC') DEFAULT now64(3)
-) ENGINE = ReplacingMergeTree
-ORDER BY (baseline_id, calibration, feature, method)
 """
 
 _API_KEYS = """
@@ -365,12 +285,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "initial tables",
-        (_PREDICTIONS, _OUTCOMES, _BASELINES, _BASELINE_ROWS, _DRIFT, _ALERTS, _AUDIT),
+        (_PREDICTIONS, _OUTCOMES, BASELINES, BASELINE_ROWS, _DRIFT, _ALERTS, _AUDIT),
     ),
     Migration(
         2,
         "numeric baseline values in long form",
-        (_BASELINE_VALUES, _BASELINE_VALUES_BACKFILL),
+        (BASELINE_VALUES, BASELINE_VALUES_BACKFILL),
     ),
     Migration(3, "api keys, hashed, per project and role", (_API_KEYS,)),
     Migration(4, "OpenTelemetry spans", (_SPANS,)),
@@ -387,12 +307,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE drift_results ADD COLUMN IF NOT EXISTS p_adjusted Nullable(Float64)",
         ),
     ),
-    Migration(7, "sorted numeric baseline values per feature", (_BASELINE_SORTED,)),
+    Migration(7, "sorted numeric baseline values per feature", (BASELINE_SORTED,)),
     Migration(8, "drift runs per version, slot, segment and count window", _DRIFT_WINDOWS),
     Migration(9, "compute and LLM token prices, effective-dated", (_COMPUTE_PRICES, _TOKEN_PRICES)),
-    Migration(10, "baseline counts on the fine grid, per grid size", (_BASELINE_GRID,)),
+    Migration(10, "baseline counts on the fine grid, per grid size", (BASELINE_GRID,)),
     Migration(11, "results of the detectors beside drift", (_DETECTOR_RESULTS,)),
-    Migration(12, "calibrated drift thresholds per baseline", (_CALIBRATED_THRESHOLDS,)),
+    Migration(12, "calibrated drift thresholds per baseline", (CALIBRATED_THRESHOLDS,)),
     # Append new migrations here with the next version number; never renumber or edit one
     # that has shipped (stores remember applied versions in schema_migrations).
 )
