@@ -149,6 +149,8 @@ def _thresholds(where: str, value: Any) -> dict[str, float]:
         number = float(_number(f"{where}.{method}", threshold))
         if not 0.0 < number < float("inf"):
             raise DriftSettingsError(f"{where}.{method}: must be > 0, got {threshold!r}")
+        if method in P_VALUE_METHODS and number >= 1.0:
+            raise DriftSettingsError(f"{where}.{method}: an alpha must be < 1, got {threshold!r}")
         out[str(method)] = number
     return out
 

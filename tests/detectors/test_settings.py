@@ -124,6 +124,7 @@ def test_a_file_becomes_configs_per_model(tmp_path):
         ({"models": [{"model": "m", "thresholds": {"psi": "x"}}]}, r"thresholds.psi: must be a"),
         ({"models": [{"model": "m", "thresholds": {"psi": -1}}]}, r"thresholds.psi: must be > 0"),
         ({"models": [{"model": "m", "thresholds": {"pis": 1}}]}, "thresholds.pis: unknown drift"),
+        ({"models": [{"model": "m", "thresholds": {"ks": 5}}]}, "thresholds.ks: an alpha must be"),
         (
             {"models": [{"model": "m", "feature_thresholds": {"x": {"psi": 0}}}]},
             r"feature_thresholds.x.psi: must be > 0",
