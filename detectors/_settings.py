@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,17 @@ class ModelDrift:
     pattern: str = "*"
     config: DriftConfig = field(default_factory=DriftConfig)
     calibrate: ThresholdCalibration | None = None
+    #: What the fields not written start from: ``DriftConfig()`` or ``DriftConfig.evidently()``.
+    preset: str = "keelwatch"
+
+    def written(self) -> dict[str, Any]:
+        """The configuration's fields that differ from the preset's."""
+        base = DriftConfig.evidently() if self.preset == "evidently" else DriftConfig()
+        return {
+            f.name: getattr(self.config, f.name)
+            for f in fields(DriftConfig)
+            if getattr(self.config, f.name) != getattr(base, f.name)
+        }
 
     def resolve(self, store: Store, baseline: Baseline) -> DriftConfig:
         """The configuration for a run against ``baseline``: calibrated thresholds (if asked
@@ -122,11 +133,16 @@ class DriftSettings:
 
     models: tuple[ModelDrift, ...] = ()
 
-    def for_model(self, model: str) -> ModelDrift:
+    def matching(self, model: str) -> ModelDrift | None:
+        """The first entry whose pattern matches ``model``, if any."""
         for entry in self.models:
             if fnmatch.fnmatchcase(model, entry.pattern):
                 return entry
-        return ModelDrift()
+        return None
+
+    def for_model(self, model: str) -> ModelDrift:
+        """What ``model`` runs with: its matching entry, else ``DriftConfig()``."""
+        return self.matching(model) or ModelDrift()
 
 
 def _number(where: str, value: Any, integer: bool = False) -> float | int:
@@ -221,8 +237,8 @@ def _entry(index: int, item: Any) -> ModelDrift:
         raise DriftSettingsError(f"{where}: {exc}") from exc
     calibrate = item.get("calibrate")
     if calibrate is None:
-        return ModelDrift(pattern, config)
-    return ModelDrift(pattern, config, _calibration(f"{where}.calibrate", calibrate))
+        return ModelDrift(pattern, config, preset=preset)
+    return ModelDrift(pattern, config, _calibration(f"{where}.calibrate", calibrate), preset)
 
 
 def parse_drift_settings(document: Mapping[str, Any] | None) -> DriftSettings:

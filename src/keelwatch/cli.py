@@ -6,6 +6,7 @@ keelwatch baseline add|list|show     register and inspect baselines
 keelwatch detect                     run the detectors on a window now, or backfill history
 keelwatch keys create|list|revoke    API keys with roles (ingest, read, admin)
 keelwatch dashboard                  open the Streamlit dashboards
+keelwatch check                      validate rule and drift settings files
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from keelwatch import _cli_cost, _cli_detect
+from keelwatch import _cli_check, _cli_cost, _cli_detect
 from keelwatch._cli_args import (
     join_relative_times,
     parse_duration,
@@ -91,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
                 "--url", help="server URL (KEELWATCH_ENDPOINT, http://127.0.0.1:8787)"
             )
             each.add_argument("--json", action="store_true", help="print JSON for machines")
+
+    _cli_check.add_parser(sub)
 
     dash = sub.add_parser("dashboard", help="open the Streamlit dashboards")
     dash.add_argument("--url", help="server URL (KEELWATCH_ENDPOINT, http://127.0.0.1:8787)")
@@ -205,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "dashboard":
             return _dashboard(args)
+        if args.command == "check":
+            return _cli_check.run(args)
         client = ServerClient(args.url)
         if args.command in ("prices", "cost"):
             return _cli_cost.run(args, client)

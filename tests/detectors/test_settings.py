@@ -70,6 +70,7 @@ def test_a_file_becomes_configs_per_model(tmp_path):
     settings = load_drift_settings(path)
     fraud = settings.for_model("fraud-eu")
     assert fraud.config == DriftConfig.evidently(correction="bh") and fraud.calibrate is None
+    assert fraud.written() == {"correction": "bh"} and fraud.preset == "evidently"
     churn = settings.for_model("churn")
     assert churn.config == DriftConfig(
         numeric_methods=("wasserstein", "psi", "ks"),
@@ -87,7 +88,9 @@ def test_a_file_becomes_configs_per_model(tmp_path):
     assert churn.calibrate == ThresholdCalibration(chunks=10, chunk_rows=500, quantile=0.9)
     # The first matching entry applies; "*" catches the rest.
     assert settings.for_model("fraud") == ModelDrift("*", DriftConfig(), ThresholdCalibration())
+    assert settings.matching("fraud") is settings.models[2] and settings.matching("x") is not None
     assert parse_drift_settings(None).for_model("any") == ModelDrift()
+    assert parse_drift_settings(None).matching("any") is None
     assert parse_drift_settings({"models": []}).for_model("any").config == DriftConfig()
 
 
