@@ -88,8 +88,8 @@ class DriftConfig:
         exact_budget: values (both sides, all features of one query) the exact pass holds at
             once. Lower holds less memory and reads the window more often: at 1M rows x 20
             features, in a process that starts at 270 MB, 20M values (two queries) peaked at
-            690 MB in 1.4-1.7 s, 2M (one feature a query) at 476 MB in 5.2 s. Results and run
-            ids do not depend on it.
+            682-694 MB in 1.6-1.7 s, 2M (one feature a query) at 476-479 MB in 4.9-5.2 s.
+            Results and run ids do not depend on it.
     """
 
     numeric_methods: tuple[str, ...] = ("wasserstein", "psi")
