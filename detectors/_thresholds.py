@@ -32,7 +32,8 @@ from keelwatch.store import Store, StoreError
 
 from ._baseline import Baseline, FeatureProfile
 from ._config import P_VALUE_METHODS
-from ._ecdf import query_distances, wasserstein_query
+from ._ecdf import query_distances
+from ._ecdf_sql import wasserstein_query
 from ._methods import hellinger, jensen_shannon, kl_divergence, psi
 
 __all__ = [
