@@ -96,7 +96,7 @@ def _groups(sizes: Sequence[tuple[str, int]], budget: int) -> list[list[str]]:
 
 def _kind(name: str, ks: Collection[str], presorted: Collection[str]) -> str:
     if name in ks:
-        return "ks"
+        return "ks_presorted" if name in presorted else "ks"
     return "presorted" if name in presorted else "w1"
 
 
@@ -155,7 +155,7 @@ def ecdf_pass(
     )
     # Counted features on a presorted reference ride along with the first presorted group.
     riding = [n for n in counted if n in presorted]
-    for kind in ("presorted", "w1", "ks"):
+    for kind in ("presorted", "ks_presorted", "w1", "ks"):
         names = [n for n in features if _kind(n, ks, presorted) == kind]
         groups = _groups([(n, sizes.get(n, budget)) for n in names], budget)
         if kind == "presorted" and riding:
