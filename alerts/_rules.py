@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from keelwatch._yaml_file import read_yaml
+from keelwatch._yaml_file import check_entry, read_yaml
 
 __all__ = ["METRICS", "Rule", "RuleError", "load_rules", "parse_rules"]
 
@@ -64,11 +64,7 @@ class Rule:
 
 def _rule(index: int, item: Any) -> Rule:
     where = f"rules[{index}]"
-    if not isinstance(item, dict):
-        raise RuleError(f"{where}: must be a mapping")
-    unknown = set(item) - _FIELDS
-    if unknown:
-        raise RuleError(f"{where}.{sorted(unknown)[0]}: unknown field")
+    check_entry(where, item, _FIELDS, RuleError)
     for key in ("name", "metric", "threshold", "webhook"):
         if key not in item:
             raise RuleError(f"{where}.{key}: is required")

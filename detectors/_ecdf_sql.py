@@ -213,15 +213,19 @@ _INTERPRETED = "\nSETTINGS compile_expressions = 0"
 #: baseline_sorted (holding the window in the join when it is small, see _joined), "w1" and "ks"
 #: from baseline_values (baselines registered before migration 7; the small flag is ignored).
 _SOURCES = {True: (REFERENCE_NUM, CURRENT_NUM), False: (REFERENCE_ONE, CURRENT_ONE)}
+
+
+def _query(kind: str, grouped: bool, small: bool) -> str:
+    reference, current = _SOURCES[grouped]
+    if kind == "presorted":
+        return _wasserstein(_presorted_sides(current, grouped, small), grouped)
+    if kind == "ks_presorted":
+        return _presorted_ks(_presorted_sides(current, grouped, small), grouped)
+    return (ks_query if kind == "ks" else wasserstein_query)(reference, current, grouped)
+
+
 QUERIES = {
-    (kind, grouped, small): (
-        _wasserstein(_presorted_sides(_SOURCES[grouped][1], grouped, small), grouped)
-        if kind == "presorted"
-        else _presorted_ks(_presorted_sides(_SOURCES[grouped][1], grouped, small), grouped)
-        if kind == "ks_presorted"
-        else (ks_query if kind == "ks" else wasserstein_query)(*_SOURCES[grouped], grouped)
-    )
-    + _INTERPRETED
+    (kind, grouped, small): _query(kind, grouped, small) + _INTERPRETED
     for kind in ("presorted", "ks_presorted", "w1", "ks")
     for grouped in (False, True)
     for small in (False, True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from keelwatch._yaml_file import read_yaml
+from keelwatch._yaml_file import check_entry, read_yaml
 from keelwatch.store import Store
 
 from ._baseline import Baseline
@@ -176,9 +176,7 @@ def _calibration(where: str, value: Any) -> ThresholdCalibration:
         return ThresholdCalibration()
     if not isinstance(value, dict):
         raise DriftSettingsError(f"{where}: must be true or a mapping")
-    unknown = set(value) - _CALIBRATE_FIELDS
-    if unknown:
-        raise DriftSettingsError(f"{where}.{sorted(unknown)[0]}: unknown field")
+    check_entry(where, value, _CALIBRATE_FIELDS, DriftSettingsError)
     chunks = int(_number(f"{where}.chunks", value.get("chunks", 20), integer=True))
     rows = value.get("chunk_rows")
     quantile = float(_number(f"{where}.quantile", value.get("quantile", 0.95)))
@@ -193,11 +191,7 @@ def _calibration(where: str, value: Any) -> ThresholdCalibration:
 
 def _entry(index: int, item: Any) -> ModelDrift:
     where = f"models[{index}]"
-    if not isinstance(item, dict):
-        raise DriftSettingsError(f"{where}: must be a mapping")
-    unknown = set(item) - _FIELDS
-    if unknown:
-        raise DriftSettingsError(f"{where}.{sorted(unknown)[0]}: unknown field")
+    check_entry(where, item, _FIELDS, DriftSettingsError)
     pattern = item.get("model")
     if not isinstance(pattern, str) or not pattern:
         raise DriftSettingsError(f"{where}.model: is required, a non-empty name or pattern")
